@@ -1,0 +1,1 @@
+"""The HTTP side: Connexion app, security, validation, problems and one module per resource."""

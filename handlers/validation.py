@@ -1,0 +1,330 @@
+"""Request validation that reports every error at once, never echoes long values, checks formats
+strictly, refuses strings PostgreSQL cannot store, and fills in the contract's defaults."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+from connexion.datastructures import MediaTypeDict
+from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
+from connexion.lifecycle import ConnexionRequest
+from connexion.validators import (
+    AbstractRequestBodyValidator,
+    JSONResponseBodyValidator,
+    ParameterValidator,
+)
+from jsonschema import Draft4Validator, FormatChecker, ValidationError
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import Message, Receive, Scope
+
+from handlers.problems import (
+    BadRequest,
+    FieldError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    truncate,
+)
+
+MAX_BODY_BYTES = 128 * 1024
+MAX_NAME = 64
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
+# NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+FORMAT_CHECKER = FormatChecker()
+FORMAT_CHECKER.checkers.update(Draft4Validator.FORMAT_CHECKER.checkers)
+
+
+@FORMAT_CHECKER.checks("uuid")
+def is_uuid(value: object) -> bool:
+    """The canonical 8-4-4-4-12 hex form only."""
+    return not isinstance(value, str) or bool(_UUID.match(value))
+
+
+@FORMAT_CHECKER.checks("date-time")
+def is_date_time(value: object) -> bool:
+    """RFC 3339 with an offset, and representable in UTC (so it can be stored)."""
+    if not isinstance(value, str):
+        return True
+    if not _RFC3339.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def _with_defaults(validator_class: Any) -> Any:
+    """A validator that fills in each property's `default` from the contract as it validates."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(
+        validator: Any, props: dict[str, Any], instance: Any, schema: dict[str, Any]
+    ) -> Iterator[ValidationError]:
+        if isinstance(instance, dict):
+            for name, subschema in props.items():
+                if "default" in subschema:
+                    instance.setdefault(name, subschema["default"])
+        yield from validate_properties(validator, props, instance, schema)
+
+    extend: Callable[..., Any] = jsonschema.validators.extend
+    return extend(validator_class, {"properties": properties})
+
+
+_DefaultsValidator = _with_defaults(Draft4RequestValidator)
+
+
+def _pointer(path: Iterable[Any]) -> str:
+    """RFC 6901 JSON pointer for a jsonschema error path."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _describe(error: ValidationError) -> str:
+    """A short message for one error that never repeats the offending value."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    expected = error.validator_value
+    nullable = " or null" if schema.get("nullable") else ""
+    messages = {
+        "type": f"must be of type {expected}{nullable}",
+        "enum": "must be one of: " + ", ".join(str(v) for v in expected if v is not None)
+        if isinstance(expected, list)
+        else "",
+        "minLength": f"must be at least {expected} character{'s' if expected != 1 else ''}",
+        "maxLength": f"must be at most {expected} characters",
+        "minimum": f"must be greater than or equal to {expected}",
+        "maximum": f"must be less than or equal to {expected}",
+        "pattern": "must not be blank" if expected == r"\S" else f"must match {expected}",
+        "format": f"must be a valid {expected}"
+        + (" (RFC 3339, with a time zone offset)" if expected == "date-time" else ""),
+    }
+    return truncate(messages.get(str(error.validator)) or error.message, 200)
+
+
+def schema_errors(validator: Any, instance: Any, location: str, name: str = "") -> list[FieldError]:
+    """Every way instance breaks the schema, one entry per field, in document order."""
+    found: list[FieldError] = []
+
+    def add(path: Iterable[Any], detail: str) -> None:
+        entry = {"location": location}
+        if location == "body":
+            entry["pointer"] = _pointer(path)
+        else:
+            entry["name"] = truncate(name, MAX_NAME)
+        entry["detail"] = detail
+        found.append(entry)
+
+    reported_required: set[tuple[Any, ...]] = set()
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
+    for error in errors:
+        path = list(error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            # jsonschema yields one error per missing property; report each property once.
+            if tuple(path) not in reported_required:
+                reported_required.add(tuple(path))
+                for prop in error.validator_value:
+                    if prop not in error.instance:
+                        add([*path, prop], "is required")
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            for extra in sorted(k for k in error.instance if k not in known):
+                add([*path, truncate(extra, MAX_NAME)], "is not a field of this schema")
+        else:
+            add(path, _describe(error))
+    return found
+
+
+def unstorable_strings(value: Any, path: tuple[Any, ...] = ()) -> list[FieldError]:
+    """Strings (values or keys) with NUL or unpaired surrogates, wherever they are in value."""
+    found: list[FieldError] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str) and _UNSTORABLE.search(item):
+            found.append(
+                {
+                    "location": "body",
+                    "pointer": _pointer(where),
+                    "detail": "must not contain NUL characters or unpaired surrogates",
+                }
+            )
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _UNSTORABLE.search(key):
+                    stack.append((where, key))
+                else:
+                    stack.append(((*where, truncate(key, MAX_NAME)), child))
+        elif isinstance(item, list):
+            stack.extend(((*where, i), child) for i, child in enumerate(item))
+    return sorted(found, key=lambda e: e["pointer"])
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {truncate(key, MAX_NAME)!r}")
+        result[key] = value
+    return result
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict RFC 8259 JSON from UTF-8 bytes, or BadRequest saying why not."""
+
+    def bad(detail: str) -> BadRequest:
+        return BadRequest(detail, [{"location": "body", "pointer": "", "detail": detail}])
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad("The request body is not valid UTF-8.") from None
+    try:
+        return json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
+        )
+    except json.JSONDecodeError as error:
+        raise bad(
+            f"The request body is not valid JSON: {error.msg} at position {error.pos}."
+        ) from None
+    except ValueError as error:
+        raise bad(f"The request body is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise bad("The request body is nested too deeply.") from None
+
+
+class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
+    """Validates a JSON body in full and hands the handler the body with defaults filled in."""
+
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        headers = Headers(scope=scope)
+        raw = await _read_body(receive, headers)
+        if not raw:
+            if self._required:
+                raise BadRequest(
+                    "A request body is required.",
+                    [{"location": "body", "pointer": "", "detail": "is required"}],
+                )
+            return _replay(receive, b""), scope
+        if "content-type" not in headers:
+            raise UnsupportedMediaType("Send the body with Content-Type: application/json.")
+        if self._encoding.lower().replace("-", "") != "utf8":
+            raise UnsupportedMediaType("JSON bodies must be UTF-8 (charset=utf-8).")
+
+        body = parse_json(raw)
+        errors = unstorable_strings(body) or schema_errors(
+            _DefaultsValidator(self._schema, format_checker=FORMAT_CHECKER), body, "body"
+        )
+        if errors:
+            count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
+            raise BadRequest(f"The request body is invalid ({count}).", errors)
+
+        validated = json.dumps(body).encode()
+        new_scope = dict(scope)
+        new_scope["headers"] = list(scope["headers"])
+        mutable = MutableHeaders(scope=new_scope)
+        mutable["content-length"] = str(len(validated))
+        mutable["content-type"] = "application/json"
+        return _replay(receive, validated), new_scope
+
+
+async def _read_body(receive: Receive, headers: Headers) -> bytes:
+    """The whole request body, refusing one over MAX_BODY_BYTES before reading it all."""
+    too_large = PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes.")
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(receive: Receive, body: bytes) -> Receive:
+    """A receive channel that yields body once, then whatever the client sends next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class StrictParameterValidator(ParameterValidator):  # type: ignore[misc]
+    """Checks every path, query and header parameter and reports all failures together."""
+
+    def validate_request(self, request: ConnexionRequest) -> None:
+        errors: list[FieldError] = []
+        if self.strict_validation:
+            unknown = self.validate_query_parameter_list(
+                request, security_params=self.security_query_params
+            )
+            errors.extend(
+                {
+                    "location": "query",
+                    "name": truncate(n, MAX_NAME),
+                    "detail": "is not a parameter of this operation",
+                }
+                for n in sorted(unknown)
+            )
+        sources: dict[str, Callable[[str], Any]] = {
+            "path": lambda name: request.path_params.get(name.replace("-", "_")),
+            "query": lambda name: request.query_params.get(name),
+            "header": lambda name: request.headers.get(name),
+        }
+        for location, value_of in sources.items():
+            for param in self.parameters.get(location, []):
+                errors.extend(_parameter_errors(param, value_of(param["name"]), location))
+        if errors:
+            count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
+            raise BadRequest(f"The request parameters are invalid ({count}).", errors)
+
+
+def _parameter_errors(param: dict[str, Any], value: Any, location: str) -> list[FieldError]:
+    name = param["name"]
+    if value is None:
+        if param.get("required"):
+            return [{"location": location, "name": name, "detail": "is required"}]
+        return []
+    schema = param.get("schema", param)
+    validator = Draft4RequestValidator(schema, format_checker=FORMAT_CHECKER)
+    return schema_errors(validator, value, location, name)
+
+
+class StrictResponseValidator(JSONResponseBodyValidator):  # type: ignore[misc]
+    """Response validation with the same strict formats as requests."""
+
+    @property
+    def validator(self) -> Any:
+        return Draft4ResponseValidator(self._schema, format_checker=FORMAT_CHECKER)
+
+
+VALIDATOR_MAP = {
+    "parameter": StrictParameterValidator,
+    "body": MediaTypeDict({"*/*json": JSONBodyValidator}),
+    "response": MediaTypeDict({"*/*json": StrictResponseValidator}),
+}

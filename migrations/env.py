@@ -1,0 +1,45 @@
+"""Alembic environment: runs on a connection handed over by the app, or on DATABASE_URL."""
+
+import asyncio
+import os
+
+from alembic import context
+from sqlalchemy import Connection, text
+
+from persistence.database import create_engine
+from persistence.tables import metadata
+
+# Serialises concurrent migrators (several workers starting at once); any constant works.
+_MIGRATION_LOCK = 7_412_604_519
+
+
+def run_on(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    with context.begin_transaction():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        context.run_migrations()
+
+
+async def run_on_database_url() -> None:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise SystemExit(
+            "Set DATABASE_URL, or run `tasks-api migrate` to use the embedded database."
+        )
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(run_on)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("Offline (--sql) migrations are not supported; run against a database.")
+
+handed_over = context.config.attributes.get("connection")
+if handed_over is not None:
+    run_on(handed_over)
+else:
+    asyncio.run(run_on_database_url())

@@ -1,0 +1,1 @@
+"""Everything that talks to PostgreSQL: engine, transactions, schema and all SQL."""

@@ -1,0 +1,44 @@
+"""Table definitions for statements; the schema itself is created only by Alembic migrations."""
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Enum,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    false,
+    func,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A PostgreSQL enum sorts in declaration order, so ORDER BY priority means low < medium < high.
+task_priority = Enum("low", "medium", "high", name="task_priority")
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("user_id", String(128), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", String(4000), nullable=True),
+    Column("completed", Boolean, nullable=False, server_default=false()),
+    Column("priority", task_priority, nullable=False, server_default="medium"),
+    Column("due_date", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_tasks_user_id_created_at_id", "user_id", text("created_at DESC"), "id"),
+)
