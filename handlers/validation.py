@@ -218,7 +218,7 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
             return _replay(receive, b""), scope
         if "content-type" not in headers:
             raise UnsupportedMediaType("Send the body with Content-Type: application/json.")
-        if self._encoding.lower().replace("-", "") != "utf8":
+        if _charset(headers["content-type"]) not in (None, "utf-8", "utf8"):
             raise UnsupportedMediaType("JSON bodies must be UTF-8 (charset=utf-8).")
 
         body = parse_json(raw)
@@ -236,6 +236,15 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
         mutable["content-length"] = str(len(validated))
         mutable["content-type"] = "application/json"
         return _replay(receive, validated), new_scope
+
+
+def _charset(content_type: str) -> str | None:
+    """The charset parameter of a Content-Type, lower-cased (Connexion misses "; charset=")."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 async def _read_body(receive: Receive, headers: Headers) -> bytes:

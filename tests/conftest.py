@@ -1,0 +1,107 @@
+"""Fixtures shared by every tier: one embedded PostgreSQL per session, migrated by Alembic,
+and a unique user per test so tests never see each other's data."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from handlers.app import create_app
+from handlers.security import mint_token
+from handlers.settings import Settings
+from persistence.database import open_database
+from persistence.embedded import EmbeddedServer, start
+from persistence.schema import upgrade
+
+TEST_SECRET = secrets.token_urlsafe(48)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = start(tmp_path_factory.mktemp("pg") / "postgres")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def create_database(postgres: EmbeddedServer) -> Callable[[str], str]:
+    """Create an empty database on the test server and return its URL."""
+
+    async def create(name: str) -> None:
+        async with (
+            open_database(postgres.url(), pool_size=1) as admin,
+            admin.engine.connect() as connection,
+        ):
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def make(name: str) -> str:
+        asyncio.run(create(name))
+        return postgres.url(name)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def database_url(create_database: Callable[[str], str]) -> str:
+    """The app database, migrated to head with Alembic like production."""
+    url = create_database("app_tests")
+
+    async def migrate() -> None:
+        async with open_database(url, pool_size=1) as database:
+            await upgrade(database)
+
+    asyncio.run(migrate())
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        environment="production",
+        database_url=database_url,
+        jwt_secret=TEST_SECRET,
+        data_dir=tmp_path_factory.mktemp("data"),
+        validate_responses=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """One app for the session, with response validation on, so every test also checks that
+    responses conform to the contract."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def bearer(subject: str, secret: str = TEST_SECRET) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(secret, subject)}"}
+
+
+@pytest.fixture
+def user() -> str:
+    """A user no other test has seen."""
+    return f"user-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def auth(user: str) -> dict[str, str]:
+    return bearer(user)
+
+
+@pytest.fixture
+def tasks_url(user: str) -> str:
+    return f"/api/{user}/tasks"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
