@@ -16,10 +16,10 @@ from connexion.middleware.response_validation import ResponseValidationMiddlewar
 from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
-from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.resolver import RelativeResolver
 
 from handlers.context import STATE_KEY, AppState
+from handlers.docs import AuthoredSpecMiddleware
 from handlers.ownership import OwnershipMiddleware
 from handlers.problems import register_problem_handlers
 from handlers.security import TokenVerifier
@@ -34,7 +34,7 @@ CONTRACT = Path(__file__).resolve().parent.parent / "contracts" / "openapi.yaml"
 PIPELINE = [
     ServerErrorMiddleware,  # last resort: an unhandled error becomes a 500 problem
     ExceptionMiddleware,  # renders every raised problem (handlers/problems.py)
-    SwaggerUIMiddleware,  # serves /openapi.json and /ui
+    AuthoredSpecMiddleware,  # serves /openapi.json (as written) and /ui
     RoutingMiddleware,  # finds the operation and its path parameters
     SecurityMiddleware,  # verifies the bearer token (handlers/security.py)
     OwnershipMiddleware,  # path user_id must be the token's subject

@@ -1,0 +1,54 @@
+"""Probes, and what clients see when the database is down: 503 problems, never 500s."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from handlers.app import create_app
+from handlers.settings import Settings
+from tests.conftest import bearer
+
+
+def test_liveness_needs_no_token(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readiness_is_200_when_the_database_answers(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+@pytest.fixture
+def unreachable_database(settings: Settings) -> Iterator[TestClient]:
+    """An app whose DATABASE_URL points at a loopback port where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = dataclasses.replace(
+        settings, database_url=f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    )
+    with TestClient(create_app(down), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_database_outage_is_a_503_problem_not_a_500(unreachable_database: TestClient) -> None:
+    client = unreachable_database
+    user = f"user-{uuid.uuid4().hex[:8]}"
+
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+
+    for method, url in [("GET", f"/api/{user}/tasks"), ("POST", f"/api/{user}/tasks")]:
+        response = client.request(method, url, json={"title": "x"}, headers=bearer(user))
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["status"] == 503

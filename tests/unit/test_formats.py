@@ -1,0 +1,57 @@
+"""Formats are checked strictly enough that whatever passes can be stored."""
+
+import pytest
+
+from handlers.validation import is_date_time, is_uuid, unstorable_strings
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-12-01T09:00:00Z",
+        "2026-12-01t09:00:00z",
+        "2026-12-01T09:00:00.123456+05:30",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+    ],
+)
+def test_valid_date_times(value: str) -> None:
+    assert is_date_time(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-12-01",
+        "2026-12-01T09:00Z",
+        "2026-12-01T09:00:00",
+        "2026-02-30T00:00:00Z",
+        "2026-12-01T09:00:00.1234567Z",
+        "0001-01-01T00:00:00+00:01",
+        "+2026-12-01T09:00:00Z",
+    ],
+)
+def test_invalid_date_times(value: str) -> None:
+    assert not is_date_time(value)
+
+
+def test_uuid_requires_the_canonical_form() -> None:
+    assert is_uuid("1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed")
+    assert is_uuid("1B9D6BCD-BBFD-4B2D-9B5D-AB8DFBBD4BED")
+    for value in [
+        "1b9d6bcdbbfd4b2d9b5dab8dfbbd4bed",
+        "urn:uuid:1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed",
+        "{1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed}",
+        "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4be",
+    ]:
+        assert not is_uuid(value)
+
+
+def test_non_strings_are_left_to_the_type_check() -> None:
+    assert is_uuid(5)
+    assert is_date_time(None)
+
+
+def test_unstorable_strings_are_found_anywhere() -> None:
+    body = {"a": ["ok", "bad\x00"], "b": {"c": "\udc00"}, "ok": "fine 🧪"}
+    assert [e["pointer"] for e in unstorable_strings(body)] == ["/a/1", "/b/c"]

@@ -1,0 +1,118 @@
+"""Settings refuse what is unsafe, before anything starts."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from handlers.settings import Settings, SettingsError, dev_secret
+
+GOOD = "k3Jq9vX2mP8rT5wY1zB4nC7eF0hL6sD2aG"
+
+
+def test_defaults_are_production_and_refuse_to_serve_without_secret_and_database() -> None:
+    settings = Settings.from_env({})
+    assert settings.environment == "production"
+    with pytest.raises(SettingsError, match="DATABASE_URL is required"):
+        settings.require_serving()
+    with pytest.raises(SettingsError, match="JWT_SECRET is required"):
+        Settings.from_env({"DATABASE_URL": "postgresql://db/x"}).require_serving()
+
+
+def test_production_with_secret_and_database_serves() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://db/x", "JWT_SECRET": GOOD})
+    settings.require_serving()
+    assert settings.signing_secret() == GOOD
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "short",
+        "x" * 31,
+        "changeme" * 5,
+        "CHANGE-ME-please-0123456789-abcdefgh",
+        "a" * 64,
+        "your-secret-here-your-secret-here-12345",
+        "supersecretsupersecretsupersecret1",
+    ],
+)
+def test_weak_or_placeholder_secrets_are_refused(secret: str) -> None:
+    with pytest.raises(SettingsError, match="JWT_SECRET"):
+        Settings.from_env({"JWT_SECRET": secret, "APP_ENV": "development"})
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"PORT": "http", "APP_ENV": "staging", "LOG_LEVEL": "loud"})
+    message = str(error.value)
+    assert "PORT" in message
+    assert "APP_ENV" in message
+    assert "LOG_LEVEL" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "0"),
+        ("PORT", "70000"),
+        ("JWT_LEEWAY_SECONDS", "-1"),
+        ("DB_POOL_SIZE", "x"),
+        ("VALIDATE_RESPONSES", "perhaps"),
+    ],
+)
+def test_out_of_range_values_are_refused(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "APP_ENV": "Development",
+            "PORT": "9001",
+            "HOST": "0.0.0.0",
+            "DATA_DIR": str(tmp_path),
+            "JWT_ISSUER": "https://issuer.example",
+            "JWT_AUDIENCE": "tasks",
+            "VALIDATE_RESPONSES": "yes",
+            "MIGRATE_ON_START": "1",
+        }
+    )
+    assert (settings.environment, settings.port, settings.host) == ("development", 9001, "0.0.0.0")
+    assert (settings.jwt_issuer, settings.jwt_audience) == ("https://issuer.example", "tasks")
+    assert settings.validate_responses
+    assert settings.migrate_on_start
+    assert settings.data_dir == tmp_path
+
+
+def test_development_makes_one_private_secret_and_keeps_it(tmp_path: Path) -> None:
+    settings = Settings.from_env({"APP_ENV": "development", "DATA_DIR": str(tmp_path / "d")})
+    settings.require_serving()  # no DATABASE_URL needed: the embedded database is used
+
+    first = settings.signing_secret()
+
+    assert len(first.encode()) >= 32
+    assert settings.signing_secret() == first
+    mode = stat.S_IMODE(os.stat(tmp_path / "d" / "jwt-secret").st_mode)
+    assert mode == 0o600
+    assert (
+        Settings.from_env({"APP_ENV": "development", "JWT_SECRET": GOOD}).signing_secret() == GOOD
+    )
+
+
+def test_concurrent_starts_agree_on_one_secret(tmp_path: Path) -> None:
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(dev_secret(tmp_path))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["jwt-secret"]
