@@ -36,7 +36,12 @@ def test_upgrade_downgrade_upgrade(create_database: Callable[[str], str]) -> Non
             assert await current_revision(database) is None
             tables = await _inspect(database, lambda c: inspect(c).get_table_names())
             assert tables == ["alembic_version"]
-            enums = await _inspect(database, lambda c: inspect(c).get_enums())
+            enums = await _inspect(
+                database,
+                lambda c: c.exec_driver_sql(
+                    "SELECT typname FROM pg_type WHERE typname = 'task_priority'"
+                ).all(),
+            )
             assert enums == []
 
             await upgrade(database)
