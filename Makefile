@@ -1,0 +1,46 @@
+# tasks-api: `make run` serves the API, `make test` runs everything CI runs.
+# Needs only Python 3.11+ and make; uv is installed into .tools/ when it is not on PATH.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+# Use the Python already installed; never download one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_PREFERENCE := only-system
+
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
+
+.PHONY: help install run migrate test lint typecheck security
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)  ## install the locked dependencies into .venv
+	$(UV) sync --locked
+
+run: install  ## serve on http://$HOST:$PORT (embedded PostgreSQL unless DATABASE_URL is set)
+	APP_ENV=$${APP_ENV:-development} $(RUN) tasks-api serve --migrate
+
+migrate: install  ## migrate the database schema to head
+	APP_ENV=$${APP_ENV:-development} $(RUN) tasks-api migrate
+
+test: lint typecheck security  ## the whole suite: lint, types, security, tests with coverage
+	$(RUN) pytest --cov --cov-report=term-missing
+
+lint: install  ## ruff check and ruff format --check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: install  ## mypy --strict
+	$(RUN) mypy
+
+security: install  ## bandit: no medium or high finding
+	$(RUN) bandit --quiet --configfile pyproject.toml --severity-level medium \
+		--recursive handlers persistence migrations
