@@ -1,0 +1,94 @@
+"""The `tasks-api` command: migrate, token, and refusing to start when unsafe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import jwt
+import pytest
+
+from handlers.cli import main
+from tests.conftest import TEST_SECRET
+
+_SETTINGS = ("APP_ENV", "DATABASE_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "DATA_DIR")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in _SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+
+
+def test_migrate_brings_a_database_to_head(
+    create_database: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", create_database("cli_migrate_tests"))
+
+    assert main(["migrate"]) == 0
+    assert main(["migrate"]) == 0  # running it again changes nothing
+
+    assert capsys.readouterr().out.splitlines() == ["database at revision 2026_11_23_0001"] * 2
+
+
+def test_migrate_in_production_needs_a_database_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 2
+    assert "DATABASE_URL is required" in capsys.readouterr().err
+
+
+def test_token_is_signed_with_the_configured_secret_and_claims(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JWT_SECRET", TEST_SECRET)
+    monkeypatch.setenv("JWT_ISSUER", "https://auth.example")
+    monkeypatch.setenv("JWT_AUDIENCE", "tasks-api")
+
+    assert main(["token", "--sub", "bob", "--ttl", "120"]) == 0
+
+    token = capsys.readouterr().out.strip()
+    claims = jwt.decode(
+        token,
+        TEST_SECRET,
+        algorithms=["HS256"],
+        audience="tasks-api",
+        issuer="https://auth.example",
+    )
+    assert claims["sub"] == "bob"
+    assert claims["exp"] - claims["iat"] == 120
+
+
+def test_token_uses_the_development_secret_make_run_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--sub", "carol"]) == 0
+
+    secret = (tmp_path / "data" / "jwt-secret").read_text().strip()
+    assert (
+        jwt.decode(capsys.readouterr().out.strip(), secret, algorithms=["HS256"])["sub"] == "carol"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "DATABASE_URL is required"),
+        ({"DATABASE_URL": "postgresql://db/x"}, "JWT_SECRET is required"),
+        ({"DATABASE_URL": "postgresql://db/x", "JWT_SECRET": "changeme"}, "at least 32 bytes"),
+        ({"PORT": "eighty"}, "PORT must be an integer"),
+    ],
+)
+def test_serve_refuses_unsafe_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve"]) == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert "changeme" not in error  # a rejected secret is never printed
