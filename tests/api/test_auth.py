@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import logging
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
 from starlette.testclient import TestClient
 
+from handlers.app import create_app
+from handlers.settings import Settings
 from tests.conftest import TEST_SECRET, bearer
 
 
@@ -196,3 +201,49 @@ def test_user_ids_from_identity_providers_work(client: TestClient) -> None:
         assert response.status_code == 201, unique
         assert response.json()["user_id"] == unique
         assert client.get(response.headers["location"], headers=bearer(unique)).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def strict_client(settings: Settings) -> Iterator[TestClient]:
+    """An app that also requires an issuer and an audience."""
+    strict = dataclasses.replace(settings, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
+    with TestClient(create_app(strict), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+ISSUER = "https://auth.example.com"
+AUDIENCE = "tasks-api"
+
+
+@pytest.mark.parametrize(
+    ("claims", "status"),
+    [
+        ({"iss": ISSUER, "aud": AUDIENCE}, 200),
+        ({"iss": ISSUER, "aud": [AUDIENCE, "other"]}, 200),
+        ({"iss": "https://evil.example.com", "aud": AUDIENCE}, 401),
+        ({"aud": AUDIENCE}, 401),
+        ({"iss": ISSUER, "aud": "other"}, 401),
+        ({"iss": ISSUER}, 401),
+    ],
+)
+def test_issuer_and_audience_are_enforced_when_configured(
+    strict_client: TestClient, user: str, claims: dict[str, Any], status: int
+) -> None:
+    headers = {"Authorization": "Bearer " + token(claims_for(user, **claims))}
+    response = strict_client.get(f"/api/{user}/tasks", headers=headers)
+    assert response.status_code == status, response.text
+
+
+def test_tokens_never_reach_the_logs(
+    client: TestClient, user: str, tasks_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = bearer(user)["Authorization"]
+    bad = "Bearer " + token(claims_for(user), key="y" * 48)
+    with caplog.at_level(logging.DEBUG):
+        client.get(tasks_url, headers={"Authorization": good})
+        client.get(tasks_url, headers={"Authorization": bad})
+        client.get("/api/someone-else/tasks", headers={"Authorization": good})
+    assert caplog.records, "nothing was logged, so this test proves nothing"
+    for value in (good, bad):
+        assert value.split(" ")[1] not in caplog.text
+        assert value.split(" ")[1].split(".")[2] not in caplog.text  # nor the signature alone
