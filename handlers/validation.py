@@ -89,23 +89,30 @@ def _pointer(path: Iterable[Any]) -> str:
 
 def _describe(error: ValidationError) -> str:
     """A short message for one error that never repeats the offending value."""
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    expected = error.validator_value
-    nullable = " or null" if schema.get("nullable") else ""
-    messages = {
-        "type": f"must be of type {expected}{nullable}",
-        "enum": "must be one of: " + ", ".join(str(v) for v in expected if v is not None)
-        if isinstance(expected, list)
-        else "",
-        "minLength": f"must be at least {expected} character{'s' if expected != 1 else ''}",
-        "maxLength": f"must be at most {expected} characters",
-        "minimum": f"must be greater than or equal to {expected}",
-        "maximum": f"must be less than or equal to {expected}",
-        "pattern": "must not be blank" if expected == r"\S" else f"must match {expected}",
-        "format": f"must be a valid {expected}"
-        + (" (RFC 3339, with a time zone offset)" if expected == "date-time" else ""),
-    }
-    return truncate(messages.get(str(error.validator)) or error.message, 200)
+    expected: Any = error.validator_value
+    match error.validator:
+        case "type":
+            nullable = isinstance(error.schema, dict) and error.schema.get("nullable")
+            message = f"must be of type {expected}{' or null' if nullable else ''}"
+        case "enum":
+            message = "must be one of: " + ", ".join(str(v) for v in expected if v is not None)
+        case "minLength":
+            message = f"must be at least {expected} character{'s' if expected != 1 else ''}"
+        case "maxLength":
+            message = f"must be at most {expected} characters"
+        case "minimum":
+            message = f"must be greater than or equal to {expected}"
+        case "maximum":
+            message = f"must be less than or equal to {expected}"
+        case "pattern":
+            message = "must not be blank" if expected == r"\S" else f"must match {expected}"
+        case "format" if expected == "date-time":
+            message = "must be a valid date-time (RFC 3339, with a time zone offset)"
+        case "format":
+            message = f"must be a valid {expected}"
+        case _:
+            message = error.message
+    return truncate(message, 200)
 
 
 def schema_errors(validator: Any, instance: Any, location: str, name: str = "") -> list[FieldError]:
