@@ -73,14 +73,6 @@ class NotFound(Problem):
     status_code_default = HTTPStatus.NOT_FOUND
 
 
-class Conflict(Problem):
-    status_code_default = HTTPStatus.CONFLICT
-
-
-class PreconditionFailed(Problem):
-    status_code_default = HTTPStatus.PRECONDITION_FAILED
-
-
 class PayloadTooLarge(Problem):
     status_code_default = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
@@ -102,11 +94,12 @@ def problem_response(
     ext: Mapping[str, Any] | None = None,
 ) -> ConnexionResponse:
     """The problem document for status, with the headers its status calls for."""
+    known = status in HTTPStatus._value2member_map_
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
+        "title": HTTPStatus(status).phrase if known else "Error",
         "status": status,
-        "detail": truncate(detail or HTTPStatus(status).description),
+        "detail": truncate(detail or (HTTPStatus(status).description if known else "Error")),
     }
     body.update(ext or {})
     all_headers = dict(headers or {})
