@@ -52,3 +52,11 @@ def test_database_outage_is_a_503_problem_not_a_500(unreachable_database: TestCl
         assert response.status_code == 503, response.text
         assert response.headers["retry-after"] == "1"
         assert response.json()["status"] == 503
+
+
+def test_with_database_url_nothing_embedded_is_started(
+    client: TestClient, settings: Settings
+) -> None:
+    assert settings.database_url is not None
+    assert client.get("/readyz").status_code == 200
+    assert not (settings.data_dir / "postgres").exists()
