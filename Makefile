@@ -13,7 +13,7 @@ export UV_PYTHON_PREFERENCE := only-system
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install run migrate test lint typecheck security
+.PHONY: help install run migrate test fuzz lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -33,6 +33,9 @@ migrate: install  ## migrate the database schema to head
 
 test: lint typecheck security  ## the whole suite: lint, types, security, tests with coverage
 	$(RUN) pytest --cov --cov-report=term-missing
+
+fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
+	$(RUN) pytest tests/fuzz
 
 lint: install  ## ruff check and ruff format --check
 	$(RUN) ruff check .

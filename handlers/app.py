@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from connexion import AsyncApp
 from connexion.middleware.context import ContextMiddleware
 from connexion.middleware.exceptions import ExceptionMiddleware
@@ -45,6 +46,12 @@ PIPELINE = [
 ]
 
 
+def load_contract() -> dict[str, Any]:
+    """The contract as a document."""
+    contract: dict[str, Any] = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
+    return contract
+
+
 def create_app(settings: Settings) -> AsyncApp:
     """The Tasks API for these settings; nothing is started until the lifespan runs."""
     settings.require_serving()
@@ -59,15 +66,16 @@ def create_app(settings: Settings) -> AsyncApp:
                 await upgrade(database)
             yield {STATE_KEY: AppState(database=database, verifier=verifier)}
 
+    contract = load_contract()
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=list(PIPELINE))
     app.add_api(
-        CONTRACT,
+        contract,
         resolver=RelativeResolver("handlers"),
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
     )
-    register_problem_handlers(app)
+    register_problem_handlers(app, contract["paths"])
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -12,6 +12,7 @@ from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from persistence.database import DatabaseUnavailable
 
@@ -130,9 +131,42 @@ def _render_problem(request: ConnexionRequest, exc: Exception) -> ConnexionRespo
     return problem_response(request, exc.status, exc.detail, headers=exc.headers, ext=exc.ext)
 
 
-def _render_http_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for this class only
-    return problem_response(request, exc.status_code, exc.detail, headers=exc.headers)
+class MethodsByPath:
+    """Which methods the contract defines for a request path, for the Allow header of a 405.
+
+    Connexion registers one route per method, so Starlette's own 405 names only the methods of
+    the first route that matched the path.
+    """
+
+    def __init__(self, paths: Mapping[str, Mapping[str, Any]]) -> None:
+        self._routes = [
+            (compile_path(template)[0], sorted(m.upper() for m in item if m in _METHODS))
+            for template, item in paths.items()
+        ]
+
+    def allow(self, path: str) -> str | None:
+        for pattern, methods in self._routes:
+            if pattern.match(path):
+                return ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+        return None
+
+
+_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def _http_exception_renderer(
+    methods: MethodsByPath,
+) -> Callable[[ConnexionRequest, Exception], ConnexionResponse]:
+    def render(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        assert isinstance(exc, HTTPException)  # noqa: S101 - registered for this class only
+        headers = dict(exc.headers or {})
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            allow = methods.allow(request.url.path)
+            if allow:
+                headers["Allow"] = allow
+        return problem_response(request, exc.status_code, exc.detail, headers=headers)
+
+    return render
 
 
 def _render_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -152,9 +186,10 @@ def _render_unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionRe
     )
 
 
-def register_problem_handlers(app: AsyncApp) -> None:
-    """Render every error the app can raise as application/problem+json."""
+def register_problem_handlers(app: AsyncApp, paths: Mapping[str, Mapping[str, Any]]) -> None:
+    """Render every error the app can raise as application/problem+json; paths are the
+    contract's, for the Allow header of a 405."""
     app.add_error_handler(ProblemException, _render_problem)
-    app.add_error_handler(HTTPException, _render_http_exception)
+    app.add_error_handler(HTTPException, _http_exception_renderer(MethodsByPath(paths)))
     app.add_error_handler(DatabaseUnavailable, _render_unavailable)
     app.add_error_handler(Exception, _render_unexpected)

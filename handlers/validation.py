@@ -105,7 +105,9 @@ def _describe(error: ValidationError) -> str:
         case "maximum":
             message = f"must be less than or equal to {expected}"
         case "pattern":
-            message = "must not be blank" if expected == r"\S" else f"must match {expected}"
+            # The contract says in words what each pattern means, where it can.
+            schema = error.schema if isinstance(error.schema, dict) else {}
+            message = schema.get("x-pattern-message") or f"must match {expected}"
         case "format" if expected == "date-time":
             message = "must be a valid date-time (RFC 3339, with a time zone offset)"
         case "format":

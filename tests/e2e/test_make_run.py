@@ -4,14 +4,9 @@ README's own quickstart, then restarted with PORT and JWT_SECRET from the enviro
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import selectors
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,78 +14,18 @@ import httpx
 import pytest
 
 from handlers.security import mint_token
+from tests.live import REPO, LiveServer, environment, free_port
 
 START_TIMEOUT = 180  # a cold machine may still be installing the locked dependencies
-STOP_TIMEOUT = 30
-READY = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-
-# Settings a developer's shell might carry that would change what `make run` does.
-_OURS = ("APP_ENV", "DATABASE_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "PORT", "HOST")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def environment(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _OURS and not k.startswith("COV_")}
-    return {**env, "DATA_DIR": str(data_dir), "UV_NO_ENV_FILE": "1", **extra}
-
-
-class MakeRun:
-    """`make run` in its own process group, stopped like Ctrl-C in a terminal."""
-
-    def __init__(self, repo: Path, env: dict[str, str]) -> None:
-        self.output: list[str] = []
-        self.process = subprocess.Popen(
-            ["make", "--no-print-directory", "run"],
-            cwd=repo,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-
-    def wait_until_serving(self) -> int:
-        """The port the server announced, reading its output until it does."""
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while (left := deadline - time.monotonic()) > 0:
-                if not selector.select(timeout=left):
-                    break
-                line = self.process.stdout.readline()
-                if not line:
-                    break
-                self.output.append(line)
-                if match := READY.search(line):
-                    return int(match.group(1))
-        pytest.fail("make run did not start serving:\n" + "".join(self.output))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            rest, _ = self.process.communicate(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.communicate()
-            pytest.fail("make run did not stop on SIGINT:\n" + "".join(self.output))
-        self.output.append(rest or "")
 
 
 @pytest.fixture
-def serve(repo_root: Path) -> Iterator[Callable[[dict[str, str]], MakeRun]]:
+def make_run() -> Iterator[Callable[[dict[str, str]], LiveServer]]:
     """Start `make run`; whatever is still running when the test ends is stopped."""
-    started: list[MakeRun] = []
+    started: list[LiveServer] = []
 
-    def start(env: dict[str, str]) -> MakeRun:
-        started.append(MakeRun(repo_root, env))
+    def start(env: dict[str, str]) -> LiveServer:
+        started.append(LiveServer(["make", "--no-print-directory", "run"], env, START_TIMEOUT))
         return started[-1]
 
     yield start
@@ -98,8 +33,8 @@ def serve(repo_root: Path) -> Iterator[Callable[[dict[str, str]], MakeRun]]:
         server.stop()
 
 
-def quickstart(repo_root: Path) -> str:
-    readme = (repo_root / "README.md").read_text()
+def quickstart() -> str:
+    readme = (REPO / "README.md").read_text()
     match = re.search(r"<!-- quickstart.*?-->\n```bash\n(.*?)```", readme, re.DOTALL)
     assert match, "README.md has no quickstart block"
     return match.group(1)
@@ -110,20 +45,20 @@ def postgres_running(data_dir: Path) -> bool:
 
 
 def test_make_run_serves_the_readme_quickstart_then_honours_port_and_secret(
-    serve: Callable[[dict[str, str]], MakeRun], repo_root: Path, tmp_path: Path
+    make_run: Callable[[dict[str, str]], LiveServer], tmp_path: Path
 ) -> None:
-    data_dir = tmp_path / "data"
+    data = tmp_path / "data"
 
     # 1. A fresh machine: no settings at all.
-    first = serve(environment(data_dir, PORT=str(port := free_port())))
-    assert first.wait_until_serving() == port
-    assert postgres_running(data_dir)
+    first = make_run(environment(DATA_DIR=str(data), PORT=str(port := free_port())))
+    assert first.port == port
+    assert postgres_running(data)
 
-    script = quickstart(repo_root).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    script = quickstart().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
     run = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
-        cwd=repo_root,
-        env=environment(data_dir),
+        cwd=REPO,
+        env=environment(DATA_DIR=str(data)),
         capture_output=True,
         text=True,
         timeout=120,
@@ -139,29 +74,29 @@ def test_make_run_serves_the_readme_quickstart_then_honours_port_and_secret(
     assert [task["id"] for task in listed["items"]] == [created["id"]]
     assert (completed["id"], completed["completed"]) == (created["id"], True)
 
-    base = f"http://127.0.0.1:{port}"
-    assert httpx.get(f"{base}/openapi.json").status_code == 200
-    assert httpx.get(f"{base}/ui/").status_code == 200
+    assert httpx.get(f"{first.url}/openapi.json").status_code == 200
+    assert httpx.get(f"{first.url}/ui/").status_code == 200
 
     first.stop()
-    assert "Application shutdown complete" in "".join(first.output), "".join(first.output)
-    assert not postgres_running(data_dir), "the embedded PostgreSQL outlived the server"
-    dev_secret = (data_dir / "jwt-secret").read_text().strip()
+    assert "Application shutdown complete" in first.log, first.log
+    assert not postgres_running(data), "the embedded PostgreSQL outlived the server"
+    dev_secret = (data / "jwt-secret").read_text().strip()
 
     # 2. The same data, another port and an explicit secret from the environment.
     secret = secrets.token_urlsafe(48)
-    second = serve(environment(data_dir, PORT=str(port := free_port()), JWT_SECRET=secret))
-    assert second.wait_until_serving() == port
-    base = f"http://127.0.0.1:{port}"
+    second = make_run(
+        environment(DATA_DIR=str(data), PORT=str(port := free_port()), JWT_SECRET=secret)
+    )
+    assert second.port == port
 
     with_secret = {"Authorization": f"Bearer {mint_token(secret, 'alice')}"}
-    tasks = httpx.get(f"{base}/api/alice/tasks", headers=with_secret)
+    tasks = httpx.get(f"{second.url}/api/alice/tasks", headers=with_secret)
     assert tasks.status_code == 200
     assert [t["id"] for t in tasks.json()["items"]] == [created["id"]], "data lost on restart"
 
     with_dev_secret = {"Authorization": f"Bearer {mint_token(dev_secret, 'alice')}"}
-    assert httpx.get(f"{base}/api/alice/tasks", headers=with_dev_secret).status_code == 401
+    assert httpx.get(f"{second.url}/api/alice/tasks", headers=with_dev_secret).status_code == 401
 
     second.stop()
-    assert "Application shutdown complete" in "".join(second.output)
-    assert not postgres_running(data_dir)
+    assert "Application shutdown complete" in second.log
+    assert not postgres_running(data)

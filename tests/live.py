@@ -1,0 +1,98 @@
+"""Real servers for tests that need one: started on 127.0.0.1, bounded in time, always stopped."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+READY = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+REPO = Path(__file__).resolve().parent.parent
+TASKS_API = REPO / ".venv" / "bin" / "tasks-api"
+
+# Settings a developer's shell might carry that would change what a started server does.
+SETTINGS = (
+    "APP_ENV", "DATABASE_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "PORT", "HOST",
+    "DATA_DIR", "VALIDATE_RESPONSES", "MIGRATE_ON_START", "LOG_LEVEL",
+)  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def environment(**settings: str) -> dict[str, str]:
+    """This process's environment without our settings, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS and not k.startswith("COV_")}
+    return {**env, "UV_NO_ENV_FILE": "1", **settings}
+
+
+class LiveServer:
+    """A server command in its own process group, stopped like Ctrl-C in a terminal."""
+
+    def __init__(self, command: Sequence[str], env: dict[str, str], start_timeout: float) -> None:
+        self.output: list[str] = []
+        self.process = subprocess.Popen(
+            list(command),
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.port = self._wait_until_serving(start_timeout)
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Keep reading, so a chatty server never blocks on a full pipe.
+        self._drain = threading.Thread(target=self._read_rest, daemon=True)
+        self._drain.start()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+    def _wait_until_serving(self, timeout: float) -> int:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0 and selector.select(timeout=left):
+                line = self.process.stdout.readline()
+                if not line:
+                    break
+                self.output.append(line)
+                if match := READY.search(line):
+                    return int(match.group(1))
+        self.stop()
+        pytest.fail(f"{self.process.args!r} did not start serving:\n{self.log}")
+
+    def _read_rest(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            pytest.fail(f"{self.process.args!r} did not stop on SIGINT:\n{self.log}")
+        if hasattr(self, "_drain"):
+            self._drain.join(timeout=timeout)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
