@@ -13,7 +13,7 @@ export UV_PYTHON_PREFERENCE := only-system
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install run migrate test fuzz lint typecheck security
+.PHONY: help install run migrate test fuzz client lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -36,6 +36,11 @@ test: lint typecheck security  ## the whole suite: lint, types, security, tests 
 
 fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
 	$(RUN) pytest tests/fuzz
+
+client: install  ## generate a typed Python client from the contract into build/client
+	$(RUN) openapi-python-client generate --path contracts/openapi.yaml \
+		--output-path build/client/tasks_api_client --meta none --overwrite
+	@echo "import it with: PYTHONPATH=build/client python -c 'import tasks_api_client'"
 
 lint: install  ## ruff check and ruff format --check
 	$(RUN) ruff check .
