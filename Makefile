@@ -13,7 +13,7 @@ export UV_PYTHON_PREFERENCE := only-system
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install run migrate test fuzz client lint typecheck security
+.PHONY: help install run migrate test fuzz client contract-check lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -31,11 +31,14 @@ run: install  ## serve on http://$HOST:$PORT (embedded PostgreSQL unless DATABAS
 migrate: install  ## migrate the database schema to head
 	APP_ENV=$${APP_ENV:-development} $(RUN) tasks-api migrate
 
-test: lint typecheck security  ## the whole suite: lint, types, security, tests with coverage
+test: lint typecheck security contract-check  ## everything CI runs: lint, types, security, contract, tests
 	$(RUN) pytest --cov --cov-report=term-missing
 
 fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
 	$(RUN) pytest tests/fuzz
+
+contract-check: install  ## openapi-spec-validator plus our contract rules
+	$(RUN) python -m contracts.tools.lint
 
 client: install  ## generate a typed Python client from the contract into build/client
 	$(RUN) openapi-python-client generate --path contracts/openapi.yaml \
@@ -51,4 +54,4 @@ typecheck: install  ## mypy --strict
 
 security: install  ## bandit: no medium or high finding
 	$(RUN) bandit --quiet --configfile pyproject.toml --severity-level medium \
-		--recursive handlers persistence migrations
+		--recursive contracts handlers persistence migrations

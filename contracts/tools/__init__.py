@@ -1,0 +1,1 @@
+"""Command-line tools over the contract: lint, diff (breaking changes) and handler stubs."""
