@@ -13,7 +13,7 @@ export UV_PYTHON_PREFERENCE := only-system
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install run migrate test fuzz client contract-check lint typecheck security
+.PHONY: help install run migrate test fuzz client stubs contract-check lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -36,6 +36,9 @@ test: lint typecheck security contract-check  ## everything CI runs: lint, types
 
 fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
 	$(RUN) pytest tests/fuzz
+
+stubs: install  ## write a 501 handler stub for every operationId that has no handler yet
+	$(RUN) python -m contracts.tools.stubs
 
 contract-check: install  ## openapi-spec-validator plus our contract rules
 	$(RUN) python -m contracts.tools.lint

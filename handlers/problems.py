@@ -86,6 +86,15 @@ class ServiceUnavailable(Problem):
     status_code_default = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class NotImplementedYet(Problem):
+    """What a stub written by `make stubs` answers until someone implements it."""
+
+    status_code_default = HTTPStatus.NOT_IMPLEMENTED
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"{operation_id} is in the contract but not implemented yet.")
+
+
 def problem_response(
     request: ConnexionRequest,
     status: int,
