@@ -13,10 +13,10 @@ export UV_PYTHON_PREFERENCE := only-system
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install run migrate test fuzz client stubs contract-check lint typecheck security
+.PHONY: help install run migrate test fuzz client stubs contract-check contract-diff lint typecheck security
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -31,11 +31,19 @@ run: install  ## serve on http://$HOST:$PORT (embedded PostgreSQL unless DATABAS
 migrate: install  ## migrate the database schema to head
 	APP_ENV=$${APP_ENV:-development} $(RUN) tasks-api migrate
 
-test: lint typecheck security contract-check  ## everything CI runs: lint, types, security, contract, tests
+test: lint typecheck security contract-check contract-diff  ## everything CI runs
 	$(RUN) pytest --cov --cov-report=term-missing
 
 fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
 	$(RUN) pytest tests/fuzz
+
+BASE ?= HEAD~1
+contract-diff: install  ## changes to the contract since BASE (default HEAD~1); fails if breaking
+	@if git rev-parse --verify --quiet "$(BASE)^{commit}" >/dev/null; then \
+		$(RUN) python -m contracts.tools.diff "$(BASE)"; \
+	else \
+		echo "contract-diff: no commit $(BASE) to compare with"; \
+	fi
 
 stubs: install  ## write a 501 handler stub for every operationId that has no handler yet
 	$(RUN) python -m contracts.tools.stubs
