@@ -96,3 +96,16 @@ class LiveServer:
             self._drain.join(timeout=timeout)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def serve_tasks_api(data_dir: Path, secret: str) -> LiveServer:
+    """`tasks-api serve` on a free port and its own embedded PostgreSQL, validating every
+    response against the contract."""
+    env = environment(
+        APP_ENV="development",
+        DATA_DIR=str(data_dir),
+        PORT=str(free_port()),
+        JWT_SECRET=secret,
+        VALIDATE_RESPONSES="true",
+    )
+    return LiveServer([str(TASKS_API), "serve", "--migrate"], env, start_timeout=60)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from handlers.security import mint_token
-from tests.live import REPO, TASKS_API, LiveServer, environment, free_port
+from tests.live import REPO, LiveServer, serve_tasks_api
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 PACKAGE = "tasks_api_client"
@@ -46,14 +46,7 @@ def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleT
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    env = environment(
-        APP_ENV="development",
-        DATA_DIR=str(tmp_path_factory.mktemp("client-server")),
-        PORT=str(free_port()),
-        JWT_SECRET=SECRET,
-        VALIDATE_RESPONSES="true",
-    )
-    live = LiveServer([str(TASKS_API), "serve", "--migrate"], env, start_timeout=60)
+    live = serve_tasks_api(tmp_path_factory.mktemp("client-server"), SECRET)
     yield live
     live.stop()
 

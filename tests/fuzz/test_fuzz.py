@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from handlers.security import mint_token
-from tests.live import REPO, TASKS_API, LiveServer, environment, free_port
+from tests.live import REPO, LiveServer, environment, serve_tasks_api
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
@@ -24,14 +24,7 @@ SECRET = "fuzz-" + uuid.uuid4().hex + uuid.uuid4().hex
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """uvicorn on the embedded PostgreSQL, validating every response against the contract."""
-    env = environment(
-        APP_ENV="development",
-        DATA_DIR=str(tmp_path_factory.mktemp("fuzz")),
-        PORT=str(free_port()),
-        JWT_SECRET=SECRET,
-        VALIDATE_RESPONSES="true",
-    )
-    live = LiveServer([str(TASKS_API), "serve", "--migrate"], env, start_timeout=60)
+    live = serve_tasks_api(tmp_path_factory.mktemp("fuzz"), SECRET)
     yield live
     live.stop()
 
