@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-import yaml
 from connexion import AsyncApp
 from connexion.middleware.context import ContextMiddleware
 from connexion.middleware.exceptions import ExceptionMiddleware
@@ -19,6 +17,7 @@ from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import RelativeResolver
 
+from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
 from handlers.docs import AuthoredSpecMiddleware
 from handlers.ownership import OwnershipMiddleware
@@ -28,8 +27,6 @@ from handlers.settings import Settings
 from handlers.validation import VALIDATOR_MAP
 from persistence.database import connect
 from persistence.schema import upgrade
-
-CONTRACT = Path(__file__).resolve().parent.parent / "contracts" / "openapi.yaml"
 
 # Every request passes these in order; the handler runs after the last.
 PIPELINE = [
@@ -46,12 +43,6 @@ PIPELINE = [
 ]
 
 
-def load_contract() -> dict[str, Any]:
-    """The contract as a document."""
-    contract: dict[str, Any] = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
-    return contract
-
-
 def create_app(settings: Settings) -> AsyncApp:
     """The Tasks API for these settings; nothing is started until the lifespan runs."""
     settings.require_serving()
@@ -66,7 +57,7 @@ def create_app(settings: Settings) -> AsyncApp:
                 await upgrade(database)
             yield {STATE_KEY: AppState(database=database, verifier=verifier)}
 
-    contract = load_contract()
+    contract = load()
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=list(PIPELINE))
     app.add_api(
         contract,

@@ -14,6 +14,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
+from contracts.tools.document import METHODS
 from persistence.database import DatabaseUnavailable
 
 PROBLEM_JSON = "application/problem+json"
@@ -149,7 +150,7 @@ class MethodsByPath:
 
     def __init__(self, paths: Mapping[str, Mapping[str, Any]]) -> None:
         self._routes = [
-            (compile_path(template)[0], sorted(m.upper() for m in item if m in _METHODS))
+            (compile_path(template)[0], sorted(m.upper() for m in item if m in METHODS))
             for template, item in paths.items()
         ]
 
@@ -158,9 +159,6 @@ class MethodsByPath:
             if pattern.match(path):
                 return ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
         return None
-
-
-_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 def _http_exception_renderer(
