@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +23,7 @@ from handlers.context import STATE_KEY, AppState
 from handlers.docs import AuthoredSpecMiddleware
 from handlers.ownership import OwnershipMiddleware
 from handlers.problems import register_problem_handlers
-from handlers.security import TokenVerifier
+from handlers.security import Clock, TokenVerifier
 from handlers.settings import Settings
 from handlers.validation import VALIDATOR_MAP
 from persistence.database import connect
@@ -43,10 +44,11 @@ PIPELINE = [
 ]
 
 
-def create_app(settings: Settings) -> AsyncApp:
-    """The Tasks API for these settings; nothing is started until the lifespan runs."""
+def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> AsyncApp:
+    """The Tasks API for these settings; nothing is started until the lifespan runs. The clock
+    times key caches (tests pass their own to move time)."""
     settings.require_serving()
-    verifier = TokenVerifier.from_settings(settings)
+    verifier = TokenVerifier.from_settings(settings, clock)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, AppState]]:
@@ -55,7 +57,10 @@ def create_app(settings: Settings) -> AsyncApp:
         ) as database:
             if settings.migrate_on_start:
                 await upgrade(database)
-            yield {STATE_KEY: AppState(database=database, verifier=verifier)}
+            try:
+                yield {STATE_KEY: AppState(database=database, verifier=verifier)}
+            finally:
+                await verifier.aclose()
 
     contract = load()
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=list(PIPELINE))

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 MIN_SECRET_BYTES = 32
 DEV_KEY_FILE = "jwt-secret"
@@ -30,6 +31,15 @@ _PLACEHOLDER_WORDS = (
 
 Environment = Literal["development", "production"]
 
+# What each kind of key source may verify; "none" is never among them.
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+ASYMMETRIC_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+DEFAULT_SECRET_ALGORITHMS = ("HS256",)
+DEFAULT_JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
 
 class SettingsError(ValueError):
     """The environment does not describe a server that is safe to start."""
@@ -45,6 +55,12 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = 30
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: tuple[str, ...] | None = None
+    jwt_authorized_parties: tuple[str, ...] = ()
+    jwt_jwks_cache_seconds: int = 300
+    jwt_jwks_cooldown_seconds: int = 30
+    jwt_jwks_timeout_seconds: float = 3.0
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path(".data")
@@ -77,6 +93,23 @@ class Settings:
                 return default
             return value
 
+        def number(name: str, default: float, low: float, high: float) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                errors.append(f"{name} must be a number, got {raw[:20]!r}")
+                return default
+            if not low <= value <= high:
+                errors.append(f"{name} must be between {low:g} and {high:g}")
+                return default
+            return value
+
+        def words(name: str) -> tuple[str, ...]:
+            return tuple(w.strip() for w in (text(name) or "").split(",") if w.strip())
+
         def flag(name: str, default: bool) -> bool:
             raw = text(name)
             if raw is None:
@@ -100,6 +133,12 @@ class Settings:
             jwt_issuer=text("JWT_ISSUER"),
             jwt_audience=text("JWT_AUDIENCE"),
             jwt_leeway_seconds=integer("JWT_LEEWAY_SECONDS", 30, 0, 300),
+            jwt_jwks_url=text("JWT_JWKS_URL"),
+            jwt_algorithms=words("JWT_ALGORITHMS") or None,
+            jwt_authorized_parties=words("JWT_AUTHORIZED_PARTIES"),
+            jwt_jwks_cache_seconds=integer("JWT_JWKS_CACHE_SECONDS", 300, 1, 86400),
+            jwt_jwks_cooldown_seconds=integer("JWT_JWKS_COOLDOWN_SECONDS", 30, 1, 3600),
+            jwt_jwks_timeout_seconds=number("JWT_JWKS_TIMEOUT_SECONDS", 3.0, 0.1, 30),
             host=text("HOST") or "127.0.0.1",
             port=integer("PORT", 8000, 1, 65535),
             data_dir=Path(text("DATA_DIR") or ".data"),
@@ -116,9 +155,42 @@ class Settings:
     def problems(self) -> list[str]:
         """What is wrong with the values themselves, whatever the command."""
         found = [] if self.jwt_secret is None else secret_problems(self.jwt_secret)
+        found += self._algorithm_problems()
+        if self.jwt_jwks_url is not None:
+            url = urlsplit(self.jwt_jwks_url)
+            if url.scheme != "https" and not (url.scheme == "http" and url.hostname in _LOOPBACK):
+                found.append("JWT_JWKS_URL must be an https:// URL (http:// only on loopback)")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             found.append("LOG_LEVEL must be one of critical, error, warning, info, debug")
         return found
+
+    def _algorithm_problems(self) -> list[str]:
+        if self.jwt_algorithms is None:
+            return []
+        known = set(HMAC_ALGORITHMS) | set(ASYMMETRIC_ALGORITHMS)
+        unknown = [a for a in self.jwt_algorithms if a not in known]
+        if unknown:
+            return [
+                f"JWT_ALGORITHMS has unsupported algorithms {unknown}; use some of {sorted(known)}"
+            ]
+        found = []
+        if self.jwt_secret is not None and not self.secret_algorithms():
+            found.append("JWT_ALGORITHMS leaves no HS* algorithm for JWT_SECRET")
+        if self.jwt_jwks_url is not None and not self.jwks_algorithms():
+            found.append("JWT_ALGORITHMS leaves no RS*/PS*/ES*/EdDSA algorithm for JWT_JWKS_URL")
+        return found
+
+    def secret_algorithms(self) -> tuple[str, ...]:
+        """What JWT_SECRET may verify: HMAC algorithms only."""
+        if self.jwt_algorithms is None:
+            return DEFAULT_SECRET_ALGORITHMS
+        return tuple(a for a in self.jwt_algorithms if a in HMAC_ALGORITHMS)
+
+    def jwks_algorithms(self) -> tuple[str, ...]:
+        """What keys from JWT_JWKS_URL may verify: asymmetric algorithms only."""
+        if self.jwt_algorithms is None:
+            return DEFAULT_JWKS_ALGORITHMS
+        return tuple(a for a in self.jwt_algorithms if a in ASYMMETRIC_ALGORITHMS)
 
     def require_database(self) -> None:
         """Production names its database; the embedded one is for development."""
@@ -131,15 +203,28 @@ class Settings:
     def require_serving(self) -> None:
         """Everything a server needs before it accepts a request."""
         self.require_database()
-        self.signing_secret()
+        if self.jwt_jwks_url is None:
+            self.signing_secret()
 
-    def signing_secret(self) -> str:
-        """The HS256 secret: JWT_SECRET, else (in development only) the one under DATA_DIR."""
+    def shared_secret(self) -> str | None:
+        """The HMAC secret the server verifies with, if any: JWT_SECRET, else in development
+        (when no JWKS is configured either) the one created under DATA_DIR."""
         if self.jwt_secret is not None:
             return self.jwt_secret
-        if self.environment != "development":
-            raise SettingsError("JWT_SECRET is required when APP_ENV=production")
-        return dev_secret(self.data_dir)
+        if self.jwt_jwks_url is None and self.environment == "development":
+            return dev_secret(self.data_dir)
+        return None
+
+    def signing_secret(self) -> str:
+        """The HS256 secret for minting tokens; refused when there is none to use."""
+        secret = self.shared_secret()
+        if secret is None:
+            raise SettingsError(
+                "JWT_SECRET is required when APP_ENV=production (or set JWT_JWKS_URL)"
+                if self.environment == "production"
+                else "JWT_SECRET is required to sign tokens when JWT_JWKS_URL is set"
+            )
+        return secret
 
 
 def secret_problems(secret: str) -> list[str]:

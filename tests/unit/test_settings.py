@@ -116,3 +116,70 @@ def test_concurrent_starts_agree_on_one_secret(tmp_path: Path) -> None:
         thread.join()
     assert len(set(results)) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["jwt-secret"]
+
+
+JWKS = "https://clerk.example.com/.well-known/jwks.json"
+
+
+def test_production_may_use_a_jwks_instead_of_a_secret() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://db/x", "JWT_JWKS_URL": JWKS})
+    settings.require_serving()
+    assert settings.shared_secret() is None
+    assert settings.jwks_algorithms() == ("RS256", "ES256", "EdDSA")
+
+
+def test_development_with_a_jwks_makes_no_secret(tmp_path: Path) -> None:
+    env = {"APP_ENV": "development", "DATA_DIR": str(tmp_path), "JWT_JWKS_URL": JWKS}
+    assert Settings.from_env(env).shared_secret() is None
+    assert not (tmp_path / "jwt-secret").exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://clerk.example.com/jwks", "ftp://x/jwks", "file:///etc/jwks.json"]
+)
+def test_jwks_url_must_be_https_off_loopback(url: str) -> None:
+    with pytest.raises(SettingsError, match="JWT_JWKS_URL must be an https"):
+        Settings.from_env({"JWT_JWKS_URL": url})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9000/jwks", "http://localhost/jwks"])
+def test_jwks_url_may_be_http_on_loopback(url: str) -> None:
+    assert Settings.from_env({"JWT_JWKS_URL": url}).jwt_jwks_url == url
+
+
+def test_algorithms_split_by_source() -> None:
+    env = {"JWT_SECRET": GOOD, "JWT_JWKS_URL": JWKS, "JWT_ALGORITHMS": "HS512, EdDSA ,RS256"}
+    settings = Settings.from_env(env)
+    assert settings.secret_algorithms() == ("HS512",)
+    assert settings.jwks_algorithms() == ("EdDSA", "RS256")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JWT_ALGORITHMS": "none"}, "unsupported algorithms"),
+        ({"JWT_ALGORITHMS": "RS256,HS1"}, "unsupported algorithms"),
+        ({"JWT_ALGORITHMS": "RS256", "JWT_SECRET": GOOD}, "no HS\\* algorithm for JWT_SECRET"),
+        ({"JWT_ALGORITHMS": "HS256", "JWT_JWKS_URL": JWKS}, "for JWT_JWKS_URL"),
+        ({"JWT_JWKS_TIMEOUT_SECONDS": "soon"}, "must be a number"),
+        ({"JWT_JWKS_TIMEOUT_SECONDS": "120"}, "between 0.1 and 30"),
+    ],
+)
+def test_unusable_identity_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_identity_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "JWT_JWKS_URL": JWKS,
+            "JWT_AUTHORIZED_PARTIES": "https://a.example, https://b.example",
+            "JWT_JWKS_CACHE_SECONDS": "60",
+            "JWT_JWKS_COOLDOWN_SECONDS": "10",
+            "JWT_JWKS_TIMEOUT_SECONDS": "0.5",
+        }
+    )
+    assert settings.jwt_authorized_parties == ("https://a.example", "https://b.example")
+    assert (settings.jwt_jwks_cache_seconds, settings.jwt_jwks_cooldown_seconds) == (60, 10)
+    assert settings.jwt_jwks_timeout_seconds == 0.5

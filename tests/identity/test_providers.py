@@ -1,0 +1,96 @@
+"""The README's "Using Clerk" and "Using Better Auth" settings, as printed, accept tokens shaped
+like each provider's and refuse tokens from anyone else."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from handlers.app import create_app
+from handlers.settings import Settings
+from tests.identity.jwks_server import JwksServer, SigningKey
+from tests.live import REPO
+
+PROVIDERS = {
+    "clerk": ("https://clerk.example.com", "RS256"),
+    "better-auth": ("https://auth.example.com", "EdDSA"),
+}
+
+
+def readme_settings(provider: str) -> dict[str, str]:
+    readme = (REPO / "README.md").read_text()
+    match = re.search(rf"<!-- provider: {provider} .*?-->\n```bash\n(.*?)```", readme, re.DOTALL)
+    assert match, f"README.md has no settings block for {provider}"
+    return dict(line.split("=", 1) for line in match.group(1).splitlines() if "=" in line)
+
+
+@pytest.fixture(params=list(PROVIDERS))
+def provider(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def deployment(
+    provider: str, database_url: str
+) -> Iterator[tuple[TestClient, SigningKey, str, dict[str, str]]]:
+    """The API configured from the README for provider, its keys served on 127.0.0.1."""
+    public_url, algorithm = PROVIDERS[provider]
+    key = SigningKey.generate(algorithm)
+    jwks = JwksServer()
+    jwks.keys = [key]
+    with jwks.running():
+        printed = readme_settings(provider)
+        env = {k: v.replace(public_url, jwks.base_url) for k, v in printed.items()}
+        settings = Settings.from_env({**env, "DATABASE_URL": database_url})
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield client, key, jwks.base_url, printed
+
+
+def clerk_claims(issuer: str, user: str, azp: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {"azp": azp, "exp": now + 60, "iat": now, "iss": issuer, "nbf": now - 5,
+            "sid": "sess_" + secrets.token_hex(12), "sub": user}  # fmt: skip
+
+
+def better_auth_claims(issuer: str, user: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iat": now, "iss": issuer, "aud": issuer, "sub": user, "exp": now + 15 * 60,
+            "email": "alice@example.com", "name": "Alice"}  # fmt: skip
+
+
+def test_readme_settings_accept_the_providers_tokens_and_refuse_others(
+    provider: str, deployment: tuple[TestClient, SigningKey, str, dict[str, str]]
+) -> None:
+    client, key, issuer, printed = deployment
+    user = ("user_" if provider == "clerk" else "") + secrets.token_hex(12)
+
+    def status(token_claims: dict[str, Any], signer: SigningKey = key) -> int:
+        headers = {"Authorization": f"Bearer {signer.sign(token_claims)}"}
+        created = client.post(
+            f"/api/{user}/tasks", json={"title": "from " + provider}, headers=headers
+        )
+        return created.status_code
+
+    if provider == "clerk":
+        origin = printed["JWT_AUTHORIZED_PARTIES"].split(",")[0]
+        good = clerk_claims(issuer, user, origin)
+        wrong = [
+            {**good, "azp": "https://evil.example.com"},
+            {**good, "iss": "https://clerk.evil.example.com"},
+            {k: v for k, v in good.items() if k != "azp"},
+        ]
+    else:
+        good = better_auth_claims(issuer, user)
+        wrong = [{**good, "aud": "https://other.example.com"}, {**good, "iss": "https://x.example"}]
+
+    assert status(good) == 201
+    for claims in wrong:
+        assert status(claims) == 401, claims
+    assert status(good, SigningKey.generate(key.algorithm)) == 401
