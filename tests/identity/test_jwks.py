@@ -9,6 +9,8 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -213,14 +215,40 @@ def test_configured_claims_are_enforced(
 
 
 def test_leeway_boundary(app_with: AppFactory, keys: dict[str, SigningKey], user: str) -> None:
+    """One second inside the leeway is accepted, one second outside is refused. Claims are whole
+    seconds, so each is rounded in the direction that keeps the test true however the current
+    second ticks over."""
     client = app_with()
     key = keys["ES256"]
-    now = int(time.time())
-    inside, outside = LEEWAY - 5, LEEWAY + 5  # a few seconds either side, robust to slow runs
-    assert get(client, user, key.sign(claims(user, exp=now - inside))) == 200
-    assert get(client, user, key.sign(claims(user, exp=now - outside))) == 401
-    assert get(client, user, key.sign(claims(user, nbf=now + inside))) == 200
-    assert get(client, user, key.sign(claims(user, nbf=now + outside))) == 401
+    t = time.time()
+    early, late = math.floor(t), math.ceil(t)
+    assert get(client, user, key.sign(claims(user, exp=late - (LEEWAY - 1)))) == 200
+    assert get(client, user, key.sign(claims(user, exp=early - (LEEWAY + 1)))) == 401
+    assert get(client, user, key.sign(claims(user, nbf=early + (LEEWAY - 1)))) == 200
+    assert get(client, user, key.sign(claims(user, nbf=late + (LEEWAY + 1)))) == 401
+
+
+def test_failures_leave_no_token_or_key_in_the_logs(
+    app_with: AppFactory,
+    keys: dict[str, SigningKey],
+    jwks: JwksServer,
+    clock: Clock,
+    user: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = app_with()
+    tokens = [keys["RS256"].sign(claims(user)), SigningKey.generate("RS256").sign(claims(user))]
+    with caplog.at_level(logging.DEBUG):
+        for token in tokens:
+            get(client, user, token)
+        jwks.mode = "503"
+        clock.advance(TTL + 1)
+        for token in tokens:
+            get(client, user, token)
+    assert "JWKS" in caplog.text, "the outage was not logged, so this test proves nothing"
+    for token in tokens:
+        assert token.split(".")[2] not in caplog.text
+    assert keys["RS256"].jwk["n"][:40] not in caplog.text
 
 
 def test_key_rotation(app_with: AppFactory, jwks: JwksServer, clock: Clock, user: str) -> None:
