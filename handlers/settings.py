@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 MIN_SECRET_BYTES = 32
@@ -30,6 +30,7 @@ _PLACEHOLDER_WORDS = (
 )
 
 Environment = Literal["development", "production"]
+N = TypeVar("N", int, float)
 
 # What each kind of key source may verify; "none" is never among them.
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
@@ -79,28 +80,17 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        def integer(name: str, default: int, low: int, high: int) -> int:
+        def numeric(name: str, default: N, low: N, high: N) -> N:
+            """A number in [low, high], of the type of default; default when unset or bad."""
             raw = text(name)
             if raw is None:
                 return default
+            kind = type(default)
             try:
-                value = int(raw)
+                value = kind(raw)
             except ValueError:
-                errors.append(f"{name} must be an integer, got {raw[:20]!r}")
-                return default
-            if not low <= value <= high:
-                errors.append(f"{name} must be between {low} and {high}")
-                return default
-            return value
-
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                errors.append(f"{name} must be a number, got {raw[:20]!r}")
+                noun = "an integer" if kind is int else "a number"
+                errors.append(f"{name} must be {noun}, got {raw[:20]!r}")
                 return default
             if not low <= value <= high:
                 errors.append(f"{name} must be between {low:g} and {high:g}")
@@ -132,17 +122,17 @@ class Settings:
             jwt_secret=text("JWT_SECRET"),
             jwt_issuer=text("JWT_ISSUER"),
             jwt_audience=text("JWT_AUDIENCE"),
-            jwt_leeway_seconds=integer("JWT_LEEWAY_SECONDS", 30, 0, 300),
+            jwt_leeway_seconds=numeric("JWT_LEEWAY_SECONDS", 30, 0, 300),
             jwt_jwks_url=text("JWT_JWKS_URL"),
             jwt_algorithms=words("JWT_ALGORITHMS") or None,
             jwt_authorized_parties=words("JWT_AUTHORIZED_PARTIES"),
-            jwt_jwks_cache_seconds=integer("JWT_JWKS_CACHE_SECONDS", 300, 1, 86400),
-            jwt_jwks_cooldown_seconds=integer("JWT_JWKS_COOLDOWN_SECONDS", 30, 1, 3600),
-            jwt_jwks_timeout_seconds=number("JWT_JWKS_TIMEOUT_SECONDS", 3.0, 0.1, 30),
+            jwt_jwks_cache_seconds=numeric("JWT_JWKS_CACHE_SECONDS", 300, 1, 86400),
+            jwt_jwks_cooldown_seconds=numeric("JWT_JWKS_COOLDOWN_SECONDS", 30, 1, 3600),
+            jwt_jwks_timeout_seconds=numeric("JWT_JWKS_TIMEOUT_SECONDS", 3.0, 0.1, 30.0),
             host=text("HOST") or "127.0.0.1",
-            port=integer("PORT", 8000, 1, 65535),
+            port=numeric("PORT", 8000, 1, 65535),
             data_dir=Path(text("DATA_DIR") or ".data"),
-            db_pool_size=integer("DB_POOL_SIZE", 10, 1, 200),
+            db_pool_size=numeric("DB_POOL_SIZE", 10, 1, 200),
             log_level=(text("LOG_LEVEL") or "info").lower(),
             validate_responses=flag("VALIDATE_RESPONSES", False),
             migrate_on_start=flag("MIGRATE_ON_START", False),
