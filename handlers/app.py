@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> AsyncApp
             settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
         ) as database:
             if settings.migrate_on_start:
-                await upgrade(database)
+                await upgrade(database.url)
             try:
                 yield {STATE_KEY: AppState(database=database, verifier=verifier)}
             finally:

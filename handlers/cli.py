@@ -37,8 +37,8 @@ async def _migrate(settings: Settings, revision: str) -> str | None:
 
     settings.require_database()
     async with connect(settings.database_url, settings.data_dir, pool_size=1) as database:
-        await upgrade(database, revision)
-        return await current_revision(database)
+        await upgrade(database.url, revision)
+        return await current_revision(database.url)
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> None:

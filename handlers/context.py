@@ -9,10 +9,9 @@ from urllib.parse import quote
 
 from connexion.context import operation as current_operation
 from connexion.context import scope as request_scope
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
-from persistence.database import Database
+from persistence.database import Connection, Database
 
 if TYPE_CHECKING:
     from handlers.security import TokenVerifier
@@ -39,8 +38,14 @@ def database() -> Database:
     return app_state(request_scope).database
 
 
-def transaction() -> AbstractAsyncContextManager[AsyncConnection]:
-    """The current request's one transaction: committed on success, rolled back on error."""
+def connection() -> AbstractAsyncContextManager[Connection]:
+    """A connection for the current request's one statement, which is atomic on its own."""
+    return database().connection()
+
+
+def transaction() -> AbstractAsyncContextManager[Connection]:
+    """The current request's one transaction, for work of several statements: committed on
+    success, rolled back on error."""
     return database().transaction()
 
 

@@ -5,8 +5,9 @@ import os
 
 from alembic import context
 from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.database import create_engine
+from persistence.database import async_url
 from persistence.tables import metadata
 
 # Serialises concurrent migrators (several workers starting at once); any constant works.
@@ -26,7 +27,7 @@ async def run_on_database_url() -> None:
         raise SystemExit(
             "Set DATABASE_URL, or run `tasks-api migrate` to use the embedded database."
         )
-    engine = create_engine(url, pool_size=1)
+    engine = create_async_engine(async_url(url), pool_size=1)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(run_on)

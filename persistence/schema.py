@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.database import Database
+from persistence.database import async_url
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+T = TypeVar("T")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -22,32 +27,27 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade(database: Database, revision: str = "head") -> None:
+async def _run(url: str, work: Callable[[Connection], T]) -> T:
+    """work on a SQLAlchemy connection to url, in one transaction (migrations need SQLAlchemy;
+    requests do not, so this engine lives only as long as the call)."""
+    engine = create_async_engine(async_url(url), pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the schema up to revision, in one transaction."""
-
-    def run(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), revision)
-
-    async with database.transaction() as connection:
-        await connection.run_sync(run)
+    await _run(url, lambda connection: command.upgrade(alembic_config(connection), revision))
 
 
-async def downgrade(database: Database, revision: str) -> None:
+async def downgrade(url: str, revision: str) -> None:
     """Migrate the schema down to revision, in one transaction."""
-
-    def run(connection: Connection) -> None:
-        command.downgrade(alembic_config(connection), revision)
-
-    async with database.transaction() as connection:
-        await connection.run_sync(run)
+    await _run(url, lambda connection: command.downgrade(alembic_config(connection), revision))
 
 
-async def current_revision(database: Database) -> str | None:
+async def current_revision(url: str) -> str | None:
     """The revision the database is at, or None before the first migration."""
-    from alembic.runtime.migration import MigrationContext
-
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
-
-    async with database.transaction() as connection:
-        return await connection.run_sync(read)
+    return await _run(url, lambda c: MigrationContext.configure(c).get_current_revision())

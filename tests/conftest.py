@@ -9,14 +9,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
-from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from handlers.app import create_app
 from handlers.security import mint_token
 from handlers.settings import Settings
-from persistence.database import open_database
+from persistence.database import connect_arguments
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
 
@@ -35,13 +35,12 @@ def create_database(postgres: EmbeddedServer) -> Callable[[str], str]:
     """Create an empty database on the test server and return its URL."""
 
     async def create(name: str) -> None:
-        async with (
-            open_database(postgres.url(), pool_size=1) as admin,
-            admin.engine.connect() as connection,
-        ):
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
+        admin = await asyncpg.connect(**connect_arguments(postgres.url()))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
 
     def make(name: str) -> str:
         asyncio.run(create(name))
@@ -55,11 +54,7 @@ def database_url(create_database: Callable[[str], str]) -> str:
     """The app database, migrated to head with Alembic like production."""
     url = create_database("app_tests")
 
-    async def migrate() -> None:
-        async with open_database(url, pool_size=1) as database:
-            await upgrade(database)
-
-    asyncio.run(migrate())
+    asyncio.run(upgrade(url))
     return url
 
 

@@ -190,7 +190,13 @@ def test_list_of_a_new_user_is_empty(
 ) -> None:
     response = client.get(tasks_url, headers=auth)
     assert response.status_code == 200
-    assert response.json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
+    assert response.json() == {
+        "items": [],
+        "total": 0,
+        "limit": 20,
+        "offset": 0,
+        "next_cursor": None,
+    }
 
 
 def test_list_is_newest_first_by_default_and_pages(

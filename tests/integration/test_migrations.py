@@ -8,46 +8,47 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.database import Database, open_database
+from persistence.database import async_url
 from persistence.schema import current_revision, downgrade, upgrade
 from persistence.tables import metadata
 
 
-async def _inspect(database: Database, read: Callable[[Connection], Any]) -> Any:
-    async with database.transaction() as connection:
-        return await connection.run_sync(read)
+def read(url: str, query: Callable[[Connection], Any]) -> Any:
+    async def run() -> Any:
+        engine = create_async_engine(async_url(url))
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(query)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def tables(connection: Connection) -> list[str]:
+    return sorted(inspect(connection).get_table_names())
 
 
 def test_upgrade_downgrade_upgrade(create_database: Callable[[str], str]) -> None:
     url = create_database("migration_tests")
+    assert asyncio.run(current_revision(url)) is None
 
-    async def scenario() -> None:
-        async with open_database(url, pool_size=1) as database:
-            assert await current_revision(database) is None
+    asyncio.run(upgrade(url))
+    head = asyncio.run(current_revision(url))
+    assert head is not None
+    assert read(url, tables) == ["alembic_version", "tasks"]
 
-            await upgrade(database)
-            head = await current_revision(database)
-            assert head is not None
-            assert "tasks" in await _inspect(database, lambda c: inspect(c).get_table_names())
+    asyncio.run(downgrade(url, "base"))
+    assert asyncio.run(current_revision(url)) is None
+    assert read(url, tables) == ["alembic_version"]
+    enum = text("SELECT typname FROM pg_type WHERE typname = 'task_priority'")
+    assert read(url, lambda c: c.execute(enum).all()) == []
 
-            await downgrade(database, "base")
-            assert await current_revision(database) is None
-            tables = await _inspect(database, lambda c: inspect(c).get_table_names())
-            assert tables == ["alembic_version"]
-            enums = await _inspect(
-                database,
-                lambda c: c.exec_driver_sql(
-                    "SELECT typname FROM pg_type WHERE typname = 'task_priority'"
-                ).all(),
-            )
-            assert enums == []
-
-            await upgrade(database)
-            assert await current_revision(database) == head
-
-    asyncio.run(scenario())
+    asyncio.run(upgrade(url))
+    assert asyncio.run(current_revision(url)) == head
 
 
 def test_migrated_schema_matches_the_table_definitions(database_url: str) -> None:
@@ -55,23 +56,11 @@ def test_migrated_schema_matches_the_table_definitions(database_url: str) -> Non
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return list(compare_metadata(context, metadata))
 
-    async def compare() -> list[Any]:
-        async with open_database(database_url, pool_size=1) as database:
-            result: list[Any] = await _inspect(database, differences)
-            return result
-
-    assert asyncio.run(compare()) == []
+    assert read(database_url, differences) == []
 
 
 def test_the_list_index_exists(database_url: str) -> None:
-    async def indexes() -> list[dict[str, Any]]:
-        async with open_database(database_url, pool_size=1) as database:
-            result: list[dict[str, Any]] = await _inspect(
-                database, lambda c: inspect(c).get_indexes("tasks")
-            )
-            return result
-
-    found = {ix["name"]: ix for ix in asyncio.run(indexes())}
+    found = {ix["name"]: ix for ix in read(database_url, lambda c: inspect(c).get_indexes("tasks"))}
     index = found["ix_tasks_user_id_created_at_id"]
     assert index["column_names"] == ["user_id", "created_at", "id"]
     assert index["column_sorting"] == {"created_at": ("desc",)}
