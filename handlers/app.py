@@ -21,6 +21,7 @@ from connexion.resolver import RelativeResolver
 from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
 from handlers.docs import AuthoredSpecMiddleware
+from handlers.fast import JSONIFIER, FastAsyncApp
 from handlers.ownership import OwnershipMiddleware
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
@@ -63,7 +64,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> AsyncApp
                 await verifier.aclose()
 
     contract = load()
-    app = AsyncApp(__name__, lifespan=lifespan, middlewares=list(PIPELINE))
+    app = FastAsyncApp(__name__, lifespan=lifespan, middlewares=list(PIPELINE), jsonifier=JSONIFIER)
     app.add_api(
         contract,
         resolver=RelativeResolver("handlers"),

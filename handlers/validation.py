@@ -82,6 +82,26 @@ def _with_defaults(validator_class: Any) -> Any:
 _DefaultsValidator = _with_defaults(Draft4RequestValidator)
 
 
+class _Validators:
+    """One jsonschema validator per schema object. Connexion creates the request validators for
+    every request; the schemas they are given live as long as the app, so theirs are reused."""
+
+    def __init__(self, kind: Any) -> None:
+        self._kind = kind
+        self._built: dict[int, tuple[Any, Any]] = {}
+
+    def __call__(self, schema: dict[str, Any]) -> Any:
+        found = self._built.get(id(schema))
+        if found is None or found[0] is not schema:
+            found = (schema, self._kind(schema, format_checker=FORMAT_CHECKER))
+            self._built[id(schema)] = found
+        return found[1]
+
+
+_body_validator = _Validators(_DefaultsValidator)
+_parameter_validator = _Validators(Draft4RequestValidator)
+
+
 def _pointer(path: Iterable[Any]) -> str:
     """RFC 6901 JSON pointer for a jsonschema error path."""
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
@@ -232,7 +252,7 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
 
         body = parse_json(raw)
         errors = unstorable_strings(body) or schema_errors(
-            _DefaultsValidator(self._schema, format_checker=FORMAT_CHECKER), body, "body"
+            _body_validator(self._schema), body, "body"
         )
         if errors:
             count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
@@ -328,9 +348,7 @@ def _parameter_errors(param: dict[str, Any], value: Any, location: str) -> list[
         if param.get("required"):
             return [{"location": location, "name": name, "detail": "is required"}]
         return []
-    schema = param.get("schema", param)
-    validator = Draft4RequestValidator(schema, format_checker=FORMAT_CHECKER)
-    return schema_errors(validator, value, location, name)
+    return schema_errors(_parameter_validator(param.get("schema", param)), value, location, name)
 
 
 class StrictResponseValidator(JSONResponseBodyValidator):  # type: ignore[misc]
