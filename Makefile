@@ -13,7 +13,7 @@ export UV_PYTHON_PREFERENCE := only-system
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install run migrate test fuzz client stubs contract-check contract-diff lint typecheck security
+.PHONY: help install run migrate test fuzz bench client stubs contract-check contract-diff lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ stubs: install  ## write a 501 handler stub for every operationId that has no ha
 
 contract-check: install  ## openapi-spec-validator plus our contract rules
 	$(RUN) python -m contracts.tools.lint
+
+BENCH_ARGS ?=
+bench: install  ## tasks-api vs the usual stack vs the floor (needs wrk); BENCH_ARGS=--scale
+	$(RUN) python -m tests.performance.bench $(BENCH_ARGS)
 
 client: install  ## generate a typed Python client from the contract into build/client
 	$(RUN) openapi-python-client generate --path contracts/openapi.yaml \

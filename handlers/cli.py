@@ -26,6 +26,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
         server_header=False,
         timeout_graceful_shutdown=10,
     )

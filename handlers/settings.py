@@ -67,6 +67,7 @@ class Settings:
     data_dir: Path = Path(".data")
     db_pool_size: int = 10
     log_level: str = "info"
+    access_log: bool = True
     validate_responses: bool = False
     migrate_on_start: bool = False
 
@@ -134,6 +135,7 @@ class Settings:
             data_dir=Path(text("DATA_DIR") or ".data"),
             db_pool_size=numeric("DB_POOL_SIZE", 10, 1, 200),
             log_level=(text("LOG_LEVEL") or "info").lower(),
+            access_log=flag("ACCESS_LOG", True),
             validate_responses=flag("VALIDATE_RESPONSES", False),
             migrate_on_start=flag("MIGRATE_ON_START", False),
         )

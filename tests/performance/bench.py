@@ -1,0 +1,381 @@
+"""`make bench`: tasks-api against the usual stack and the overhead floor, in one run.
+
+All three serve the same embedded PostgreSQL with the same data (100 users x 200 tasks), one
+uvicorn worker each, no access log, driven by wrk (64 connections, 2 threads, an HS256 token per
+request) on 127.0.0.1, interleaved A B C over the rounds so drift hits all alike. Reports req/s,
+p50/p99 latency, server CPU ms per request and peak RSS (medians), our ratio to each baseline,
+and whether each target holds, as a table and as JSON.
+
+    python -m tests.performance.bench [--rounds 3] [--duration 5] [--scale] [--json PATH]
+
+--scale then grows the table to 2,000,000 rows across users and measures list latency again,
+and page 1 against page 1,000 of one user's 25,000 tasks, by cursor and by offset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from handlers.security import mint_token
+from persistence.database import connect_arguments
+from persistence.embedded import start
+from persistence.schema import upgrade
+from tests.live import REPO, TASKS_API, LiveServer, environment, free_port
+
+USERS, TASKS_PER_USER = 100, 200
+SECRET = "bench-" + uuid.uuid4().hex + uuid.uuid4().hex
+SCENARIOS = ("list", "get", "create", "replace", "complete")
+SERVERS = ("tasks-api", "usual", "floor")
+SCALE_ROWS, DEEP_TASKS, PAGE = 2_000_000, 25_000, 20
+UVICORN = [sys.executable, "-m", "uvicorn", "--log-level", "info", "--no-access-log"]
+
+
+@dataclass
+class Run:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_request: float
+    errors: int
+
+
+@dataclass
+class Results:
+    runs: dict[str, dict[str, list[Run]]] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
+
+    def add(self, server: str, scenario: str, run: Run) -> None:
+        self.runs.setdefault(server, {}).setdefault(scenario, []).append(run)
+
+    def median(self, server: str, scenario: str, metric: str) -> float:
+        return float(statistics.median(getattr(r, metric) for r in self.runs[server][scenario]))
+
+
+# --- the data ---------------------------------------------------------------------------------
+
+
+async def seed(url: str) -> dict[str, list[str]]:
+    """USERS x TASKS_PER_USER tasks; returns one task id per user, for get/replace/complete."""
+    connection = await asyncpg.connect(**connect_arguments(url))
+    try:
+        await connection.execute(
+            "INSERT INTO tasks (user_id, title, description, priority, due_date) "
+            "SELECT 'bench-' || (g % $1), 'task ' || g, 'notes for task ' || g, "
+            "(ARRAY['low','medium','high'])[1 + g % 3]::task_priority, "
+            "now() + g * interval '1 minute' FROM generate_series(1, $2) AS g",
+            USERS,
+            USERS * TASKS_PER_USER,
+        )
+        await connection.execute("ANALYZE tasks")
+        rows = await connection.fetch(
+            "SELECT DISTINCT ON (user_id) user_id, id FROM tasks ORDER BY user_id, id"
+        )
+        return {"ids": [f"{r['user_id']}/{r['id']}" for r in rows]}
+    finally:
+        await connection.close()
+
+
+async def grow(url: str) -> None:
+    """Add users until the table holds SCALE_ROWS, and one user with DEEP_TASKS."""
+    connection = await asyncpg.connect(**connect_arguments(url), command_timeout=600)
+    try:
+        have = await connection.fetchval("SELECT count(*) FROM tasks")
+        await connection.execute(
+            "INSERT INTO tasks (user_id, title, priority) "
+            "SELECT 'scale-' || (g % 9900), 'task ' || g, 'medium' FROM generate_series(1, $1) g",
+            SCALE_ROWS - have - DEEP_TASKS,
+        )
+        await connection.execute(
+            "INSERT INTO tasks (user_id, title, priority, created_at) "
+            "SELECT 'deep', 'task ' || g, 'low', now() - g * interval '1 second' "
+            "FROM generate_series(1, $1) g",
+            DEEP_TASKS,
+        )
+        await connection.execute("VACUUM ANALYZE tasks")
+    finally:
+        await connection.close()
+
+
+# --- the load ---------------------------------------------------------------------------------
+
+
+def lua(requests: list[tuple[str, str, str, str | None]]) -> str:
+    """A wrk script cycling through (method, path, token, body) requests."""
+    entries = ",\n".join(
+        "{%s, %s, %s, %s}" % (json.dumps(m), json.dumps(p), json.dumps("Bearer " + t),  # noqa: UP031
+                              json.dumps(b) if b is not None else "nil")
+        for m, p, t, b in requests
+    )  # fmt: skip
+    return f"""
+local requests = {{
+{entries}
+}}
+local i = 0
+request = function()
+  i = i + 1
+  local r = requests[(i % #requests) + 1]
+  local headers = {{["Authorization"] = r[3], ["Content-Type"] = "application/json"}}
+  return wrk.format(r[1], r[2], headers, r[4])
+end
+"""
+
+
+def scenario_requests(name: str, ids: list[str]) -> list[tuple[str, str, str, str | None]]:
+    token = {f"bench-{i}": mint_token(SECRET, f"bench-{i}", ttl_seconds=7200) for i in range(USERS)}
+    if name == "list":
+        return [("GET", f"/api/{u}/tasks", t, None) for u, t in token.items()]
+    if name == "create":
+        makers = [f"bench-create-{i}" for i in range(USERS)]
+        body = json.dumps({"title": "Benchmark task", "priority": "high"})
+        return [("POST", f"/api/{u}/tasks", mint_token(SECRET, u, ttl_seconds=7200), body)
+                for u in makers]  # fmt: skip
+    requests: list[tuple[str, str, str, str | None]] = []
+    for owned in ids:
+        user, task_id = owned.split("/")
+        path = f"/api/{user}/tasks/{task_id}"
+        if name == "get":
+            requests.append(("GET", path, token[user], None))
+        elif name == "replace":
+            body = json.dumps({"title": "Replaced", "priority": "low", "completed": True})
+            requests.append(("PUT", path, token[user], body))
+        else:
+            requests.append(("PATCH", path + "/complete", token[user], None))
+    return requests
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def drive(server: LiveServer, script: Path, seconds: int, connections: int) -> Run:
+    """One wrk run against server; CPU is read from the server process around it."""
+    before = cpu_seconds(server.process.pid)
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         server.url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout  # fmt: skip
+    used = cpu_seconds(server.process.pid) - before
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", output, re.MULTILINE))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Run(
+        requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(*re.match(r"([\d.]+)(us|ms|s)", latency["50"]).groups()),  # type: ignore[union-attr]
+        p99_ms=_ms(*re.match(r"([\d.]+)(us|ms|s)", latency["99"]).groups()),  # type: ignore[union-attr]
+        cpu_ms_per_request=used * 1000 / max(total, 1),
+        errors=int(errors.group(1)) if errors else 0,
+    )
+
+
+# --- the servers ------------------------------------------------------------------------------
+
+
+@contextmanager
+def servers(url: str, data_dir: Path) -> Iterator[dict[str, LiveServer]]:
+    common = {"DATABASE_URL": url, "JWT_SECRET": SECRET}
+    commands = {
+        "tasks-api": [str(TASKS_API), "serve"],
+        "usual": [*UVICORN, "tests.performance.baselines.usual:app"],
+        "floor": [*UVICORN, "tests.performance.baselines.floor:app"],
+    }
+    with ExitStack() as stack:
+        started = {}
+        for name, command in commands.items():
+            port = str(free_port())
+            if name != "tasks-api":
+                command = [*command, "--port", port]
+            env = environment(
+                **common, APP_ENV="production", PORT=port, ACCESS_LOG="false",
+                DATA_DIR=str(data_dir), PYTHONPATH=str(REPO),
+            )  # fmt: skip
+            started[name] = LiveServer(command, env, start_timeout=60)
+            stack.callback(started[name].stop)
+        yield started
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def benchmark(args: argparse.Namespace) -> Results:
+    results = Results()
+    with tempfile.TemporaryDirectory(prefix="tasks-bench-") as tmp:
+        database = start(Path(tmp) / "postgres")
+        try:
+            url = database.url()
+            asyncio.run(upgrade(url))
+            seeded = asyncio.run(seed(url))
+            scripts = {}
+            for name in SCENARIOS:
+                scripts[name] = Path(tmp) / f"{name}.lua"
+                scripts[name].write_text(lua(scenario_requests(name, seeded["ids"])))
+            with servers(url, Path(tmp)) as running:
+                for server in running.values():  # warm up
+                    drive(server, scripts["list"], 2, args.connections)
+                for round_ in range(1, args.rounds + 1):
+                    for scenario in SCENARIOS:
+                        for name in SERVERS:
+                            run = drive(running[name], scripts[scenario], args.duration,
+                                        args.connections)  # fmt: skip
+                            results.add(name, scenario, run)
+                            rate = f"{run.requests_per_second:8.0f} req/s"
+                            print(f"round {round_} {scenario:8} {name:9} {rate}", file=sys.stderr)
+                for name, server in running.items():
+                    results.peak_rss_mb[name] = peak_rss_mb(server.process.pid)
+                if args.scale:
+                    measure_scale(results, running["tasks-api"], url, Path(tmp), args)
+        finally:
+            database.stop()
+    return results
+
+
+def measure_scale(
+    results: Results, server: LiveServer, url: str, tmp: Path, args: argparse.Namespace
+) -> None:
+    script = tmp / "list.lua"
+    results.scale["list_p50_ms_20k"] = statistics.median(
+        drive(server, script, args.duration, args.connections).p50_ms for _ in range(3)
+    )
+    print("growing the table to 2,000,000 rows...", file=sys.stderr)
+    asyncio.run(grow(url))
+    results.scale["list_p50_ms_2m"] = statistics.median(
+        drive(server, script, args.duration, args.connections).p50_ms for _ in range(3)
+    )
+    token = mint_token(SECRET, "deep", ttl_seconds=7200)
+    headers = {"Authorization": f"Bearer {token}"}
+    cursor = None
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+        for _ in range(999):
+            params = {"limit": PAGE, **({"cursor": cursor} if cursor else {})}
+            cursor = client.get("/api/deep/tasks", params=params).json()["next_cursor"]
+    pages = {
+        "page1": f"/api/deep/tasks?limit={PAGE}",
+        "page1000_cursor": f"/api/deep/tasks?limit={PAGE}&cursor={cursor}",
+        "page1000_offset": f"/api/deep/tasks?limit={PAGE}&offset={999 * PAGE}",
+    }
+    for name, path in pages.items():
+        page_script = tmp / f"{name}.lua"
+        page_script.write_text(lua([("GET", path, token, None)]))
+        results.scale[f"{name}_p50_ms"] = statistics.median(
+            drive(server, page_script, args.duration, args.connections).p50_ms for _ in range(3)
+        )
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def report(results: Results) -> tuple[str, dict[str, Any]]:
+    lines = [
+        "| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    summary: dict[str, Any] = {"scenarios": {}, "peak_rss_mb": results.peak_rss_mb,
+                               "scale": results.scale}  # fmt: skip
+    for scenario in SCENARIOS:
+        entry: dict[str, Any] = {}
+        for name in SERVERS:
+            m = {k: results.median(name, scenario, k) for k in
+                 ("requests_per_second", "p50_ms", "p99_ms", "cpu_ms_per_request")}  # fmt: skip
+            errors = sum(r.errors for r in results.runs[name][scenario])
+            entry[name] = {**m, "errors": errors}
+            lines.append(
+                f"| {scenario} | {name} | {m['requests_per_second']:.0f} | {m['p50_ms']:.1f} | "
+                f"{m['p99_ms']:.1f} | {m['cpu_ms_per_request']:.2f} | {errors} |"
+            )
+        ours = entry["tasks-api"]["requests_per_second"]
+        entry["ratio_to_usual"] = ours / entry["usual"]["requests_per_second"]
+        entry["ratio_to_floor"] = ours / entry["floor"]["requests_per_second"]
+        summary["scenarios"][scenario] = entry
+    lines.append("")
+    lines.append("| scenario | tasks-api / usual | tasks-api / floor |")
+    lines.append("|---|---:|---:|")
+    for scenario, entry in summary["scenarios"].items():
+        lines.append(
+            f"| {scenario} | {entry['ratio_to_usual']:.2f}x | {entry['ratio_to_floor']:.2f}x |"
+        )
+    lines.append("")
+    lines.append(
+        "Peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in results.peak_rss_mb.items())
+    )
+    if results.scale:
+        lines.append("Scale: " + ", ".join(f"{k} {v:.1f}" for k, v in results.scale.items()))
+    summary["targets"] = targets(summary)
+    lines.append("")
+    lines += [
+        f"{'met    ' if ok else 'NOT MET'}  {name}" for name, ok in summary["targets"].items()
+    ]
+    return "\n".join(lines), summary
+
+
+def targets(summary: dict[str, Any]) -> dict[str, bool]:
+    s = summary["scenarios"]
+    found = {}
+    for scenario in ("list", "create"):
+        found[f"{scenario} >= 3x the usual stack"] = s[scenario]["ratio_to_usual"] >= 3
+        found[f"{scenario} >= 0.5x the floor"] = s[scenario]["ratio_to_floor"] >= 0.5
+        found[f"{scenario} p99 <= 150 ms"] = s[scenario]["tasks-api"]["p99_ms"] <= 150
+    found["peak RSS per worker <= 150 MB"] = summary["peak_rss_mb"]["tasks-api"] <= 150
+    scale = summary["scale"]
+    if scale:
+        found["list p50 at 2M rows within 20% of 20k"] = (
+            scale["list_p50_ms_2m"] <= 1.2 * scale["list_p50_ms_20k"]
+        )
+        found["page 1,000 by cursor within 20% of page 1"] = (
+            scale["page1000_cursor_p50_ms"] <= 1.2 * scale["page1_p50_ms"]
+        )
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--scale", action="store_true", help="also measure at 2M rows")
+    parser.add_argument("--json", type=Path, default=REPO / "build" / "bench" / "results.json")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("make bench needs wrk: install it with `apt-get install wrk` (Debian/Ubuntu) "
+              "or `brew install wrk` (macOS).", file=sys.stderr)  # fmt: skip
+        return 2
+    table, summary = report(benchmark(args))
+    print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(summary, indent=2))
+    print(f"\nJSON: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
