@@ -25,6 +25,7 @@ from handlers.problems import Unauthorized
 from handlers.settings import Settings
 
 MAX_TOKEN_LENGTH = 8192
+VERIFIED_CACHE_SIZE = 10_000
 MAX_KID_LENGTH = 256
 MAX_JWKS_BYTES = 512 * 1024
 REQUIRED_CLAIMS = ("exp", "sub")
@@ -178,6 +179,11 @@ class TokenVerifier:
     audience: str | None = None
     authorized_parties: Sequence[str] = ()
     leeway_seconds: int = 30
+    # Claims of shared-secret tokens already verified, by token: a client sends the same token
+    # for many requests, and a signature that verified once verifies again. Expiry is checked on
+    # every use; only successes are kept; JWKS tokens are not cached, so key rotation applies.
+    _verified: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    wall_clock: Clock = time.time
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.monotonic) -> TokenVerifier:
@@ -210,6 +216,12 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or InvalidToken with the reason."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known["exp"] < self.wall_clock() - self.leeway_seconds:
+                del self._verified[token]
+                raise InvalidToken("The token has expired.")
+            return known
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("The token is too long.")
         try:
@@ -249,6 +261,10 @@ class TokenVerifier:
             raise InvalidToken("The token's 'sub' claim must be a non-empty string.")
         if self.authorized_parties and claims.get("azp") not in self.authorized_parties:
             raise InvalidToken("The token's authorized party ('azp') is not accepted.")
+        if isinstance(source, SharedSecret) and isinstance(claims["exp"], int | float):
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = claims
         return claims
 
 
