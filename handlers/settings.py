@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from persistence.database import connect_arguments
+
 MIN_SECRET_BYTES = 32
 DEV_KEY_FILE = "jwt-secret"
 
@@ -148,6 +150,8 @@ class Settings:
         """What is wrong with the values themselves, whatever the command."""
         found = [] if self.jwt_secret is None else secret_problems(self.jwt_secret)
         found += self._algorithm_problems()
+        if self.database_url is not None:
+            found += database_url_problems(self.database_url)
         if self.jwt_jwks_url is not None:
             url = urlsplit(self.jwt_jwks_url)
             if url.scheme != "https" and not (url.scheme == "http" and url.hostname in _LOOPBACK):
@@ -217,6 +221,17 @@ class Settings:
                 else "JWT_SECRET is required to sign tokens when JWT_JWKS_URL is set"
             )
         return secret
+
+
+def database_url_problems(url: str) -> list[str]:
+    """Why DATABASE_URL cannot be used, if it cannot (without echoing it: it holds a password)."""
+    try:
+        connect_arguments(url)
+    except ValueError as error:
+        return [str(error)]
+    except Exception:  # SQLAlchemy's URL parser raises its own error types
+        return ["DATABASE_URL is not a valid PostgreSQL URL"]
+    return []
 
 
 def secret_problems(secret: str) -> list[str]:

@@ -36,6 +36,10 @@ _UNAVAILABLE = (
 
 # libpq URL options that asyncpg spells differently or does not take.
 _LIBPQ_ONLY = ("channel_binding", "target_session_attrs", "gssencmode")
+# asyncpg options a URL may carry that must reach it as numbers, e.g. statement_cache_size=0 behind
+# a transaction-mode pooler (PgBouncer, Supavisor), which cannot keep prepared statements.
+_INTEGER_OPTIONS = ("statement_cache_size", "max_cached_statement_lifetime",
+                    "max_cacheable_statement_size")  # fmt: skip
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 ACQUIRE_TIMEOUT = 5.0
 Row = dict[str, Any]
@@ -69,7 +73,13 @@ def connect_arguments(url: str) -> dict[str, Any]:
         "database": parsed.database,
     }
     for name, value in parsed.query.items():
-        arguments[name] = value if isinstance(value, str) else value[-1]
+        text = value if isinstance(value, str) else value[-1]
+        if name in _INTEGER_OPTIONS:
+            if not text.isdigit():
+                raise ValueError(f"DATABASE_URL option {name} must be a whole number")
+            arguments[name] = int(text)
+        else:
+            arguments[name] = text
     return {k: v for k, v in arguments.items() if v is not None}
 
 

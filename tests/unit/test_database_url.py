@@ -2,7 +2,7 @@
 
 import pytest
 
-from persistence.database import async_url
+from persistence.database import async_url, connect_arguments
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,14 @@ def test_other_databases_are_refused() -> None:
 
 def test_password_is_hidden_when_rendered() -> None:
     assert "hunter2" not in repr(async_url("postgresql://u:hunter2@h/db"))
+
+
+def test_pooler_options_reach_asyncpg_as_numbers() -> None:
+    arguments = connect_arguments("postgresql://u@pooler:6543/db?statement_cache_size=0")
+    assert arguments["statement_cache_size"] == 0
+    assert arguments["port"] == 6543
+
+
+def test_a_bad_number_is_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="statement_cache_size must be a whole number"):
+        connect_arguments("postgresql://u@pooler/db?statement_cache_size=off")

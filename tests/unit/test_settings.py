@@ -183,3 +183,17 @@ def test_identity_settings_are_read() -> None:
     assert settings.jwt_authorized_parties == ("https://a.example", "https://b.example")
     assert (settings.jwt_jwks_cache_seconds, settings.jwt_jwks_cooldown_seconds) == (60, 10)
     assert settings.jwt_jwks_timeout_seconds == 0.5
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:hunter2@h/db", "must be a PostgreSQL URL"),
+        ("not a url at all", "not a valid PostgreSQL URL"),
+        ("postgresql://u:hunter2@h/db?statement_cache_size=off", "must be a whole number"),
+    ],
+)
+def test_unusable_database_urls_are_refused_without_echoing_them(url: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as error:
+        Settings.from_env({"DATABASE_URL": url})
+    assert "hunter2" not in str(error.value)
