@@ -1,4 +1,4 @@
-"""What the lifespan hands to each request, and the one helper that opens its transaction."""
+"""What the lifespan hands to each request, and the helper that gives it a connection."""
 
 from __future__ import annotations
 
@@ -41,12 +41,6 @@ def database() -> Database:
 def connection() -> AbstractAsyncContextManager[Connection]:
     """A connection for the current request's one statement, which is atomic on its own."""
     return database().connection()
-
-
-def transaction() -> AbstractAsyncContextManager[Connection]:
-    """The current request's one transaction, for work of several statements: committed on
-    success, rolled back on error."""
-    return database().transaction()
 
 
 Reply = tuple[Any, int, dict[str, str]] | Response

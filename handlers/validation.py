@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
+import orjson
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
 from connexion.lifecycle import ConnexionRequest
@@ -258,7 +259,7 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
             count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
             raise BadRequest(f"The request body is invalid ({count}).", errors)
 
-        validated = json.dumps(body).encode()
+        validated = orjson.dumps(body)
         new_scope = dict(scope)
         new_scope["headers"] = list(scope["headers"])
         mutable = MutableHeaders(scope=new_scope)

@@ -3,8 +3,9 @@ connection failures to one error.
 
 SQLAlchemy Core defines every statement (and Alembic the schema); each is compiled once for
 asyncpg's dialect and then run straight on an asyncpg pool, so a request pays for neither
-statement compilation nor SQLAlchemy's result machinery. A single statement runs without a
-transaction around it (it is atomic on its own); work of several statements uses transaction().
+statement compilation nor SQLAlchemy's result machinery. Every operation is a single statement,
+atomic on its own, so none runs inside an explicit transaction (work of several statements would
+add one here, with asyncpg's connection.transaction()).
 """
 
 from __future__ import annotations
@@ -120,10 +121,10 @@ QueryLogger = Callable[[Any], None]
 class Database:
     """The application's handle on PostgreSQL; handlers get one from the lifespan state."""
 
-    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str, loggers: list[QueryLogger]) -> None:
         self.pool = pool
         self.url = url
-        self._loggers: list[QueryLogger] = []
+        self._loggers = loggers  # the list the pool's acquire and release hooks read
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -133,12 +134,6 @@ class Database:
                 yield Connection(raw)
         except _UNAVAILABLE as error:
             raise DatabaseUnavailable(type(error).__name__) from error
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """A connection in one transaction: committed when the block succeeds, else rolled back."""
-        async with self.connection() as connection, connection._raw.transaction():
-            yield connection
 
     async def ping(self) -> bool:
         """Whether the database answers a query now."""
@@ -156,27 +151,21 @@ class Database:
     def remove_query_logger(self, logger: QueryLogger) -> None:
         self._loggers.remove(logger)
 
-    async def _on_acquire(self, raw: asyncpg.Connection) -> None:
-        for logger in self._loggers:
-            raw.add_query_logger(logger)
-
-    async def _on_release(self, raw: asyncpg.Connection) -> None:
-        # Nothing to reset: statements here change no session state. (asyncpg's default reset
-        # costs a round trip on every release.) Loggers are taken off, so a removed one is gone.
-        for logger in self._loggers:
-            raw.remove_query_logger(logger)
-
 
 @asynccontextmanager
 async def open_database(url: str, *, pool_size: int = 10) -> AsyncIterator[Database]:
     """A Database for the lifetime of the block; its connections are closed afterwards."""
-    holder: list[Database] = []
+    loggers: list[QueryLogger] = []
 
     async def setup(raw: asyncpg.Connection) -> None:
-        await holder[0]._on_acquire(raw)
+        for logger in loggers:
+            raw.add_query_logger(logger)
 
     async def reset(raw: asyncpg.Connection) -> None:
-        await holder[0]._on_release(raw)
+        # Nothing to reset: statements here change no session state (asyncpg's default reset
+        # costs a round trip on every release). Loggers come off, so a removed one is gone.
+        for logger in loggers:
+            raw.remove_query_logger(logger)
 
     try:
         pool = await asyncpg.create_pool(
@@ -191,9 +180,8 @@ async def open_database(url: str, *, pool_size: int = 10) -> AsyncIterator[Datab
         )
     except _UNAVAILABLE as error:
         raise DatabaseUnavailable(type(error).__name__) from error
-    holder.append(Database(pool, url))
     try:
-        yield holder[0]
+        yield Database(pool, url, loggers)
     finally:
         await pool.close()
 

@@ -31,16 +31,10 @@ from sqlalchemy import (
 )
 
 from persistence.database import Connection, Statement
-from persistence.tables import tasks
+from persistence.tables import task_priority, tasks
 
 Task = dict[str, Any]
 _WRITABLE = ("title", "description", "completed", "priority", "due_date")
-_SORT_COLUMNS = {
-    "created_at": tasks.c.created_at,
-    "due_date": tasks.c.due_date,
-    "priority": tasks.c.priority,
-    "title": tasks.c.title,
-}
 MAX_CURSOR_LENGTH = 1024
 
 
@@ -58,7 +52,7 @@ def _after(sort: str, after_null: bool) -> ColumnElement[bool]:
     """Rows after the cursor's (:after_value, :after_id) in sort order (ties broken by id; a
     missing due date sorts last). The range on the sort column comes first so an index on it
     bounds the scan; the rest only sorts out ties."""
-    column = _SORT_COLUMNS[sort.removeprefix("-")]
+    column = tasks.c[sort.removeprefix("-")]
     after_id = tasks.c.id > bindparam("after_id", type_=tasks.c.id.type)
     if after_null:  # only due dates can be missing, and they come last
         return and_(column.is_(None), after_id)
@@ -172,7 +166,7 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
             raise ValueError("missing value")
         elif value is not None and not isinstance(value, str):
             raise TypeError("not text")
-        if column == "priority" and value not in ("low", "medium", "high"):
+        if column == "priority" and value not in task_priority.enums:
             raise ValueError("not a priority")
     except (ValueError, TypeError):
         raise InvalidCursor("is not a cursor this API returned") from None

@@ -7,7 +7,6 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -95,8 +94,3 @@ def auth(user: str) -> dict[str, str]:
 @pytest.fixture
 def tasks_url(user: str) -> str:
     return f"/api/{user}/tasks"
-
-
-@pytest.fixture
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +12,7 @@ from starlette.testclient import TestClient
 from handlers.app import create_app
 from handlers.settings import Settings
 from tests.conftest import bearer
+from tests.live import free_port
 
 
 def test_liveness_needs_no_token(client: TestClient) -> None:
@@ -28,9 +28,7 @@ def test_readiness_is_200_when_the_database_answers(client: TestClient) -> None:
 @pytest.fixture
 def unreachable_database(settings: Settings) -> Iterator[TestClient]:
     """An app whose DATABASE_URL points at a loopback port where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     down = dataclasses.replace(
         settings, database_url=f"postgresql://postgres@127.0.0.1:{port}/postgres"
     )

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from contracts.tools.diff import Change, diff, main
-from contracts.tools.document import CONTRACT, Document, load
+from contracts.tools.document import CONTRACT, Document, load, parse
 
 TASKS, TASK = "/api/{user_id}/tasks", "/api/{user_id}/tasks/{task_id}"
 COMPLETE = "/api/{user_id}/tasks/{task_id}/complete"
@@ -158,7 +158,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def edit(contract: Path, mutate: Mutation) -> None:
-    document = yaml.safe_load(contract.read_text())
+    document = parse(contract.read_text())
     mutate(document)
     contract.write_text(yaml.safe_dump(document, sort_keys=False))
 
