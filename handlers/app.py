@@ -22,12 +22,14 @@ from connexion.resolver import RelativeResolver
 from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
 from handlers.docs import AuthoredSpecMiddleware
+from handlers.edge import EdgeMiddleware
 from handlers.fast import JSONIFIER, FastAsyncApp
 from handlers.ownership import OwnershipMiddleware
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
 from handlers.settings import Settings
 from handlers.validation import VALIDATOR_MAP
+from persistence.cursors import Cursors
 from persistence.database import connect
 from persistence.schema import upgrade
 
@@ -37,6 +39,7 @@ GC_THRESHOLD = 50_000
 PIPELINE = [
     ServerErrorMiddleware,  # last resort: an unhandled error becomes a 500 problem
     ExceptionMiddleware,  # renders every raised problem (handlers/problems.py)
+    EdgeMiddleware,  # odd paths, repeated headers, media-type casing (handlers/edge.py)
     AuthoredSpecMiddleware,  # serves /openapi.json (as written) and /ui
     RoutingMiddleware,  # finds the operation and its path parameters
     SecurityMiddleware,  # verifies the bearer token (handlers/security.py)
@@ -53,6 +56,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> AsyncApp
     times key caches (tests pass their own to move time)."""
     settings.require_serving()
     verifier = TokenVerifier.from_settings(settings, clock)
+    cursors = Cursors(settings.cursor_key())
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, AppState]]:
@@ -68,7 +72,16 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> AsyncApp
             gc.freeze()
             gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
             try:
-                yield {STATE_KEY: AppState(database=database, verifier=verifier)}
+                yield {
+                    STATE_KEY: AppState(
+                        database=database,
+                        verifier=verifier,
+                        cursors=cursors,
+                        require_if_match=settings.require_if_match,
+                        require_idempotency_key=settings.require_idempotency_key,
+                        idempotency_key_ttl_seconds=settings.idempotency_key_ttl_seconds,
+                    )
+                }
             finally:
                 await verifier.aclose()
 

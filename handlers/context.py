@@ -15,6 +15,7 @@ from persistence.database import Connection, Database
 
 if TYPE_CHECKING:
     from handlers.security import TokenVerifier
+    from persistence.cursors import Cursors
 
 STATE_KEY = "tasks_api"
 
@@ -25,12 +26,29 @@ class AppState:
 
     database: Database
     verifier: TokenVerifier
+    cursors: Cursors
+    require_if_match: bool = False
+    require_idempotency_key: bool = False
+    idempotency_key_ttl_seconds: int = 86400
 
 
 def app_state(scope: Any) -> AppState:
     """The AppState of the app serving this ASGI scope."""
     state: AppState = scope["state"][STATE_KEY]
     return state
+
+
+def state() -> AppState:
+    """The AppState of the current request's app."""
+    return app_state(request_scope)
+
+
+def request_header(name: str) -> str | None:
+    """A request header of the current request, its repeated lines joined with ", " (RFC 9110
+    §5.3), or None when absent."""
+    wanted = name.lower().encode("latin-1")
+    lines = [v.decode("latin-1") for k, v in request_scope["headers"] if k == wanted]
+    return ", ".join(lines) if lines else None
 
 
 def database() -> Database:
@@ -41,6 +59,12 @@ def database() -> Database:
 def connection() -> AbstractAsyncContextManager[Connection]:
     """A connection for the current request's one statement, which is atomic on its own."""
     return database().connection()
+
+
+def transaction() -> AbstractAsyncContextManager[Connection]:
+    """A connection in a transaction, for work of several statements: committed when the block
+    ends, rolled back when it raises."""
+    return database().transaction()
 
 
 Reply = tuple[Any, int, dict[str, str]] | Response

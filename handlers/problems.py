@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from contracts.tools.document import METHODS
-from persistence.database import DatabaseUnavailable
+from persistence.database import DatabaseUnavailable, InvalidValue
+from persistence.tasks import StaleVersion
 
 PROBLEM_JSON = "application/problem+json"
 MAX_DETAIL = 300
@@ -73,6 +74,22 @@ class Forbidden(Problem):
 
 class NotFound(Problem):
     status_code_default = HTTPStatus.NOT_FOUND
+
+
+class Conflict(Problem):
+    status_code_default = HTTPStatus.CONFLICT
+
+
+class PreconditionFailed(Problem):
+    status_code_default = HTTPStatus.PRECONDITION_FAILED
+
+
+class PreconditionRequired(Problem):
+    status_code_default = HTTPStatus.PRECONDITION_REQUIRED
+
+
+class UnprocessableContent(Problem):
+    status_code_default = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
 class PayloadTooLarge(Problem):
@@ -186,6 +203,22 @@ def _render_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionR
     )
 
 
+def _render_stale(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    return problem_response(
+        request,
+        HTTPStatus.PRECONDITION_FAILED,
+        "The task has changed since the ETag in If-Match; read it again and retry.",
+    )
+
+
+def _render_invalid_value(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    # The contract should have refused the value first; the database is the last line.
+    logger.warning("database refused a value in %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        request, HTTPStatus.BAD_REQUEST, "The request holds a value that cannot be stored."
+    )
+
+
 def _render_unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -199,4 +232,6 @@ def register_problem_handlers(app: AsyncApp, paths: Mapping[str, Mapping[str, An
     app.add_error_handler(ProblemException, _render_problem)
     app.add_error_handler(HTTPException, _http_exception_renderer(MethodsByPath(paths)))
     app.add_error_handler(DatabaseUnavailable, _render_unavailable)
+    app.add_error_handler(InvalidValue, _render_invalid_value)
+    app.add_error_handler(StaleVersion, _render_stale)
     app.add_error_handler(Exception, _render_unexpected)

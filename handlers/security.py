@@ -29,6 +29,7 @@ VERIFIED_CACHE_SIZE = 10_000
 MAX_KID_LENGTH = 256
 MAX_JWKS_BYTES = 512 * 1024
 REQUIRED_CLAIMS = ("exp", "sub")
+NUMERIC_CLAIMS = ("exp", "nbf", "iat")  # RFC 7519 NumericDate: a JSON number, never a string
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -257,6 +258,13 @@ class TokenVerifier:
             raise InvalidToken("The token's signature is invalid.") from None
         except jwt.PyJWTError:
             raise InvalidToken("The token is invalid.") from None
+        for name in NUMERIC_CLAIMS:
+            value = claims.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                # PyJWT reads "exp": "1999999999" as a number; RFC 7519 says NumericDate.
+                raise InvalidToken(f"The token's '{name}' claim must be a number.")
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise InvalidToken("The token's 'sub' claim must be a non-empty string.")
         if self.authorized_parties and claims.get("azp") not in self.authorized_parties:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -72,6 +74,10 @@ class Settings:
     access_log: bool = True
     validate_responses: bool = False
     migrate_on_start: bool = False
+    cursor_secret: str | None = None
+    require_if_match: bool = False
+    require_idempotency_key: bool = False
+    idempotency_key_ttl_seconds: int = 86400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -140,6 +146,10 @@ class Settings:
             access_log=flag("ACCESS_LOG", True),
             validate_responses=flag("VALIDATE_RESPONSES", False),
             migrate_on_start=flag("MIGRATE_ON_START", False),
+            cursor_secret=text("CURSOR_SECRET"),
+            require_if_match=flag("REQUIRE_IF_MATCH", False),
+            require_idempotency_key=flag("REQUIRE_IDEMPOTENCY_KEY", False),
+            idempotency_key_ttl_seconds=numeric("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, 60, 2592000),
         )
         errors.extend(settings.problems())
         if errors:
@@ -149,6 +159,8 @@ class Settings:
     def problems(self) -> list[str]:
         """What is wrong with the values themselves, whatever the command."""
         found = [] if self.jwt_secret is None else secret_problems(self.jwt_secret)
+        if self.cursor_secret is not None:
+            found += secret_problems(self.cursor_secret, "CURSOR_SECRET")
         found += self._algorithm_problems()
         if self.database_url is not None:
             found += database_url_problems(self.database_url)
@@ -201,6 +213,20 @@ class Settings:
         self.require_database()
         if self.jwt_jwks_url is None:
             self.signing_secret()
+        self.cursor_key()
+
+    def cursor_key(self) -> bytes:
+        """The key that signs pagination cursors, the same in every worker and host: a key of
+        its own derived one way from CURSOR_SECRET, else from the HS256 secret, else from
+        DATABASE_URL (its password), else in development from the secret under DATA_DIR.
+
+        A forged cursor could only move the forger through their own tasks (every query is
+        scoped to the token's subject, and decoded cursors are checked in full), so a key from
+        the database password is enough where no secret of our own is configured."""
+        base = self.cursor_secret or self.shared_secret() or self.database_url
+        if base is None:
+            base = dev_secret(self.data_dir)
+        return hmac.new(base.encode(), b"tasks-api cursor key v1", hashlib.sha256).digest()
 
     def shared_secret(self) -> str | None:
         """The HMAC secret the server verifies with, if any: JWT_SECRET, else in development
@@ -234,14 +260,14 @@ def database_url_problems(url: str) -> list[str]:
     return []
 
 
-def secret_problems(secret: str) -> list[str]:
+def secret_problems(secret: str, name: str = "JWT_SECRET") -> list[str]:
     """Why a configured secret must not be used, if it must not."""
     found = []
     if len(secret.encode()) < MIN_SECRET_BYTES:
-        found.append(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        found.append(f"{name} must be at least {MIN_SECRET_BYTES} bytes")
     squashed = re.sub(r"[^a-z0-9]", "", secret.lower())
     if any(word in squashed for word in _PLACEHOLDER_WORDS) or len(set(secret)) < 8:
-        found.append("JWT_SECRET looks like a placeholder; generate a random one")
+        found.append(f"{name} looks like a placeholder; generate a random one")
     return found
 
 

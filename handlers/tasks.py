@@ -1,24 +1,45 @@
-"""Task operations: validated arguments in, one statement through persistence, reply out.
+"""Task operations: validated arguments in, persistence called, reply out.
 
-Each operation is a single statement, atomic on its own, so none opens a transaction.
+Each operation is one statement, atomic on its own; a write sent with an Idempotency-Key also
+records its answer, in one transaction with the write (handlers/idempotency.py). Every task
+answer carries the task's ETag; writes honour If-Match, reads If-None-Match
+(handlers/preconditions.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from handlers.context import Reply, child_location, connection, reply
+from handlers import idempotency, preconditions
+from handlers.context import Reply, child_location, connection, reply, state
+from handlers.idempotency import Answer
 from handlers.problems import BadRequest, NotFound
 from persistence import tasks
+from persistence.cursors import InvalidCursor, Position
+from persistence.database import Connection
 from persistence.tasks import Task
 
 NO_SUCH_TASK = "The user has no task with this id."
 
 
-def _found(task: Task | None) -> Task:
+def _answer(task: Task | None, status: int, headers: dict[str, str] | None = None) -> Answer:
+    """The task as the contract shows it, with its version as the ETag."""
     if task is None:
         raise NotFound(NO_SUCH_TASK)
-    return task
+    version = task.pop("version")
+    return Answer(task, status, {**(headers or {}), "ETag": preconditions.etag(version)})
+
+
+def _position(cursor: str | None, user_id: str, sort: str) -> Position | None:
+    if cursor is None:
+        return None
+    try:
+        return state().cursors.decode(cursor, user_id, sort)
+    except InvalidCursor as error:
+        detail = str(error)
+        raise BadRequest(
+            f"The cursor {detail}.", [{"location": "query", "name": "cursor", "detail": detail}]
+        ) from None
 
 
 async def list_tasks(
@@ -30,49 +51,55 @@ async def list_tasks(
     priority: str | None = None,
     cursor: str | None = None,
 ) -> Reply:
-    try:
-        async with connection() as db:
-            items, total, next_cursor = await tasks.list_tasks(
-                db, user_id, limit=limit, offset=offset, completed=completed,
-                priority=priority, sort=sort, cursor=cursor,
-            )  # fmt: skip
-    except tasks.InvalidCursor as error:
-        detail = str(error)
-        raise BadRequest(
-            f"The cursor {detail}.", [{"location": "query", "name": "cursor", "detail": detail}]
-        ) from None
+    after = _position(cursor, user_id, sort)  # before any I/O: a bad cursor costs nothing
+    async with connection() as db:
+        items, total, more = await tasks.list_tasks(
+            db, user_id, limit=limit, offset=offset, completed=completed,
+            priority=priority, sort=sort, after=after,
+        )  # fmt: skip
+    next_cursor = state().cursors.encode(user_id, sort, items[-1]) if more else None
     page = {"items": items, "total": total, "limit": limit, "offset": offset}
     return reply({**page, "next_cursor": next_cursor}, 200)
 
 
 async def create_task(user_id: str, body: dict[str, Any]) -> Reply:
-    async with connection() as db:
+    async def create(db: Connection) -> Answer:
         task = await tasks.create_task(db, user_id, body)
-    return reply(task, 201, {"Location": child_location(task["id"])})
+        return _answer(task, 201, {"Location": child_location(task["id"])})
+
+    return await idempotency.run(user_id, body, create)
 
 
 async def get_task(user_id: str, task_id: str) -> Reply:
     async with connection() as db:
-        task = await tasks.get_task(db, user_id, task_id)
-    return reply(_found(task), 200)
+        answer = _answer(await tasks.get_task(db, user_id, task_id), 200)
+    if preconditions.none_match(answer.headers["ETag"]):
+        return reply(None, 304, {"ETag": answer.headers["ETag"]})
+    return answer.reply()
 
 
 async def replace_task(user_id: str, task_id: str, body: dict[str, Any]) -> Reply:
+    versions = preconditions.if_match(state().require_if_match)
     async with connection() as db:
-        task = await tasks.replace_task(db, user_id, task_id, body)
-    return reply(_found(task), 200)
+        task = await tasks.replace_task(db, user_id, task_id, body, versions=versions)
+    return _answer(task, 200).reply()
 
 
 async def complete_task(user_id: str, task_id: str, body: dict[str, Any] | None = None) -> Reply:
+    versions = preconditions.if_match(state().require_if_match)
     completed = (body or {}).get("completed")
-    async with connection() as db:
-        task = await tasks.set_task_completed(db, user_id, task_id, completed)
-    return reply(_found(task), 200)
+
+    async def complete(db: Connection) -> Answer:
+        task = await tasks.set_task_completed(db, user_id, task_id, completed, versions=versions)
+        return _answer(task, 200)
+
+    return await idempotency.run(user_id, body, complete)
 
 
 async def delete_task(user_id: str, task_id: str) -> Reply:
+    versions = preconditions.if_match(state().require_if_match)
     async with connection() as db:
-        deleted = await tasks.delete_task(db, user_id, task_id)
+        deleted = await tasks.delete_task(db, user_id, task_id, versions=versions)
     if not deleted:
         raise NotFound(NO_SUCH_TASK)
     return reply(None, 204)

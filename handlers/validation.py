@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
@@ -20,7 +19,7 @@ from connexion.validators import (
     ParameterValidator,
 )
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import Message, Receive, Scope
 
 from handlers.problems import (
@@ -30,12 +29,12 @@ from handlers.problems import (
     UnsupportedMediaType,
     truncate,
 )
+from persistence import timestamps
 
 MAX_BODY_BYTES = 128 * 1024
 MAX_NAME = 64
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 # NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -54,11 +53,9 @@ def is_date_time(value: object) -> bool:
     """RFC 3339 with an offset, and representable in UTC (so it can be stored)."""
     if not isinstance(value, str):
         return True
-    if not _RFC3339.match(value):
-        return False
     try:
-        datetime.fromisoformat(value.upper()).astimezone(UTC)
-    except (ValueError, OverflowError):
+        timestamps.parse(value)
+    except ValueError:
         return False
     return True
 
@@ -314,7 +311,18 @@ def _replay(receive: Receive, body: bytes) -> Receive:
 
 
 class StrictParameterValidator(ParameterValidator):  # type: ignore[misc]
-    """Checks every path, query and header parameter and reports all failures together."""
+    """Checks every path, query and header parameter and reports all failures together.
+
+    Stricter than Connexion's: a number is ASCII digits only (Python's int() also reads `1_0`,
+    Arabic-Indic or full-width digits and ` 1 `), and a parameter that is not an array comes
+    at most once.
+    """
+
+    def __init__(self, parameters: list[dict[str, Any]], **kwargs: Any) -> None:
+        # Connexion appends path-level parameters to the operation's own list each time it
+        # builds the operation (once per middleware), so the same parameter can appear repeatedly.
+        unique = {(p["in"], p["name"]): p for p in parameters}
+        super().__init__(list(unique.values()), **kwargs)
 
     def validate_request(self, request: ConnexionRequest) -> None:
         errors: list[FieldError] = []
@@ -330,6 +338,13 @@ class StrictParameterValidator(ParameterValidator):  # type: ignore[misc]
                 }
                 for n in sorted(unknown)
             )
+        raw_query = QueryParams(request.scope.get("query_string", b""))
+        unreadable = set()
+        for param in self.parameters.get("query", []):
+            found = _raw_query_errors(param, raw_query.getlist(param["name"]))
+            if found:
+                unreadable.add(param["name"])
+                errors.extend(found)
         sources: dict[str, Callable[[str], Any]] = {
             "path": lambda name: request.path_params.get(name.replace("-", "_")),
             "query": lambda name: request.query_params.get(name),
@@ -337,10 +352,28 @@ class StrictParameterValidator(ParameterValidator):  # type: ignore[misc]
         }
         for location, value_of in sources.items():
             for param in self.parameters.get(location, []):
-                errors.extend(_parameter_errors(param, value_of(param["name"]), location))
+                if location != "query" or param["name"] not in unreadable:
+                    errors.extend(_parameter_errors(param, value_of(param["name"]), location))
         if errors:
             count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
             raise BadRequest(f"The request parameters are invalid ({count}).", errors)
+
+
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def _raw_query_errors(param: dict[str, Any], values: list[str]) -> list[FieldError]:
+    """What is wrong with a query parameter's text before Connexion converts it."""
+    schema = param.get("schema", param)
+    name = param["name"]
+    if schema.get("type") != "array" and len(values) > 1:
+        return [{"location": "query", "name": name, "detail": "must be given at most once"}]
+    syntax = {"integer": _INTEGER, "number": _NUMBER}.get(schema.get("type", ""))
+    if syntax is not None and values and not syntax.fullmatch(values[0]):
+        noun = "an integer" if schema["type"] == "integer" else "a number"
+        return [{"location": "query", "name": name, "detail": f"must be {noun} in ASCII digits"}]
+    return []
 
 
 def _parameter_errors(param: dict[str, Any], value: Any, location: str) -> list[FieldError]:
@@ -349,7 +382,10 @@ def _parameter_errors(param: dict[str, Any], value: Any, location: str) -> list[
         if param.get("required"):
             return [{"location": location, "name": name, "detail": "is required"}]
         return []
-    return schema_errors(_parameter_validator(param.get("schema", param)), value, location, name)
+    # A parameter is one value: its first problem says enough (an empty value is both too
+    # short and unlike the pattern).
+    found = schema_errors(_parameter_validator(param.get("schema", param)), value, location, name)
+    return found[:1]
 
 
 class StrictResponseValidator(JSONResponseBodyValidator):  # type: ignore[misc]

@@ -5,9 +5,8 @@ import os
 
 from alembic import context
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.database import async_url
+from persistence.database import engine_for
 from persistence.tables import metadata
 
 # Serialises concurrent migrators (several workers starting at once); any constant works.
@@ -27,7 +26,7 @@ async def run_on_database_url() -> None:
         raise SystemExit(
             "Set DATABASE_URL, or run `tasks-api migrate` to use the embedded database."
         )
-    engine = create_async_engine(async_url(url), pool_size=1)
+    engine = engine_for(url)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(run_on)

@@ -10,39 +10,67 @@ add one here, with asyncpg's connection.transaction()).
 
 from __future__ import annotations
 
+import asyncio
+import shlex
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ClauseElement
 
 from persistence.embedded import embedded_postgres
 
-# Failures that mean "the database cannot serve us now", as opposed to a bug in a statement.
+# Failures that mean "the database cannot serve us now", as opposed to a bug in a statement:
+# no connection, a connection lost mid-statement (asyncpg then reports InterfaceError or
+# InternalClientError), a timeout, and SQLSTATE classes 08 (connection), 53 (insufficient
+# resources), 57 (operator intervention: shutdown, statement timeout) and 58 (system error).
 _UNAVAILABLE = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.QueryCanceledError,
-    asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.PostgresSystemError,
 )
 
-# libpq URL options that asyncpg spells differently or does not take.
-_LIBPQ_ONLY = ("channel_binding", "target_session_attrs", "gssencmode")
+# How long a request waits for the database before it answers 503 (README: "Timeouts"): a
+# connection from the pool (including opening one), then each statement. Together they stay
+# under 2 s, so a client never waits longer on a database that is down or hung.
+CONNECT_TIMEOUT = 0.8
+STATEMENT_TIMEOUT = 1.0
+# All of one request's work on its connection, transactions of several statements included.
+REQUEST_BUDGET = 1.9
+RELEASE_TIMEOUT = 0.5
+# Migrations are run by an operator or at start-up, and may wait for a database that is waking up.
+MIGRATION_CONNECT_TIMEOUT = 30.0
+
+# URL options asyncpg reads itself from the DSN.
+_DSN_OPTIONS = frozenset({
+    "host", "port", "dbname", "database", "user", "password", "passfile", "service",
+    "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation",
+    "ssl_min_protocol_version", "ssl_max_protocol_version", "target_session_attrs",
+    "krbsrvname", "gsslib",
+})  # fmt: skip
+# libpq options asyncpg has no use for; dropped.
+_LIBPQ_ONLY = frozenset({"channel_binding", "gssencmode"})
 # asyncpg options a URL may carry that must reach it as numbers, e.g. statement_cache_size=0 behind
 # a transaction-mode pooler (PgBouncer, Supavisor), which cannot keep prepared statements.
-_INTEGER_OPTIONS = ("statement_cache_size", "max_cached_statement_lifetime",
-                    "max_cacheable_statement_size")  # fmt: skip
+_INTEGER_OPTIONS = frozenset({"statement_cache_size", "max_cached_statement_lifetime",
+                              "max_cacheable_statement_size"})  # fmt: skip
+_TRANSLATED = frozenset({"application_name", "options", "connect_timeout"})
+_SUPPORTED = _DSN_OPTIONS | _INTEGER_OPTIONS | _TRANSLATED | _LIBPQ_ONLY
+_SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+_FILE_OPTIONS = ("passfile", "sslcert", "sslkey", "sslrootcert", "sslcrl")
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
-ACQUIRE_TIMEOUT = 5.0
 Row = dict[str, Any]
 
 
@@ -50,38 +78,99 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or did not answer in time."""
 
 
+class InvalidValue(Exception):
+    """PostgreSQL refused a value (SQLSTATE class 22, data exception): the client's fault."""
+
+
 def async_url(url: str) -> URL:
-    """Turn any PostgreSQL URL (postgres://, postgresql://, libpq options) into an asyncpg one."""
+    """A PostgreSQL URL (postgres:// or postgresql://) as SQLAlchemy's asyncpg URL, without
+    options: engines made by engine_for() take those from connect_arguments()."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         raise ValueError("DATABASE_URL must be a PostgreSQL URL")
-    query = {k: v for k, v in parsed.query.items() if k not in _LIBPQ_ONLY}
-    if "sslmode" in query:
-        query["ssl"] = query.pop("sslmode")
-    return parsed.set(drivername="postgresql+asyncpg", query=query)
+    return parsed.set(drivername="postgresql+asyncpg", query={})
+
+
+def engine_for(url: str) -> AsyncEngine:
+    """A SQLAlchemy engine (for migrations) that connects exactly as the app's pool does."""
+    arguments = {**connect_arguments(url), "timeout": MIGRATION_CONNECT_TIMEOUT}
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(**arguments)
+
+    return create_async_engine(async_url(url), pool_size=1, async_creator=connect)
+
+
+def _server_settings(options: str) -> dict[str, str]:
+    """libpq's `options` (`-c name=value`, `--name=value`) as server settings."""
+    settings: dict[str, str] = {}
+    words = shlex.split(options)
+    while words:
+        word = words.pop(0)
+        if word == "-c" and words:
+            word = words.pop(0)
+        elif word.startswith("-c") or word.startswith("--"):
+            word = word[2:]
+        else:
+            raise ValueError("DATABASE_URL option options must be `-c name=value` pairs")
+        name, equals, value = word.partition("=")
+        if not equals or not name:
+            raise ValueError("DATABASE_URL option options must be `-c name=value` pairs")
+        settings[name.replace("-", "_")] = value
+    return settings
 
 
 def connect_arguments(url: str) -> dict[str, Any]:
-    """asyncpg.connect() arguments for a PostgreSQL URL."""
-    parsed = async_url(url)
-    arguments: dict[str, Any] = {
-        "host": parsed.host,
-        "port": parsed.port,
-        "user": parsed.username,
-        "password": parsed.password,
-        "database": parsed.database,
-    }
-    for name, value in parsed.query.items():
-        text = value if isinstance(value, str) else value[-1]
+    """asyncpg.connect() arguments for a PostgreSQL URL: the DSN for asyncpg to read, with the
+    options it would misread taken out and translated. ValueError names any option that cannot
+    work, so a bad URL stops the server at start instead of failing every request."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parts = urlsplit(url)
+    if parts.scheme.partition("+")[0] != "postgresql":
+        raise ValueError("DATABASE_URL must be a PostgreSQL URL")
+    kept: list[tuple[str, str]] = []
+    arguments: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
+    server_settings: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in _LIBPQ_ONLY:
+            continue
         if name in _INTEGER_OPTIONS:
-            if not text.isdigit():
+            if not (value.isascii() and value.isdigit()):
                 raise ValueError(f"DATABASE_URL option {name} must be a whole number")
-            arguments[name] = int(text)
+            arguments[name] = int(value)
+        elif name == "connect_timeout":
+            if not (value.isascii() and value.isdigit() and int(value) > 0):
+                raise ValueError("DATABASE_URL option connect_timeout must be whole seconds > 0")
+            arguments["timeout"] = min(float(value), CONNECT_TIMEOUT)
+        elif name == "application_name":
+            server_settings["application_name"] = value
+        elif name == "options":
+            server_settings.update(_server_settings(value))
+        elif name in _DSN_OPTIONS:
+            _check_dsn_option(name, value)
+            kept.append((name, value))
         else:
-            arguments[name] = text
-    return {k: v for k, v in arguments.items() if v is not None}
+            supported = ", ".join(sorted(_SUPPORTED))
+            raise ValueError(
+                f"DATABASE_URL option {name[:40]!r} is not supported; use one of {supported}"
+            )
+    arguments["dsn"] = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(kept)))
+    if server_settings:
+        arguments["server_settings"] = server_settings
+    return arguments
+
+
+def _check_dsn_option(name: str, value: str) -> None:
+    if name == "sslmode" and value not in _SSLMODES:
+        raise ValueError(
+            f"DATABASE_URL option sslmode must be one of {', '.join(sorted(_SSLMODES))}"
+        )
+    system_roots = name == "sslrootcert" and value == "system"
+    if name in _FILE_OPTIONS and not system_roots and not Path(value).expanduser().is_file():
+        raise ValueError(f"DATABASE_URL option {name} names a file that does not exist")
 
 
 @dataclass(frozen=True)
@@ -90,14 +179,21 @@ class Statement:
 
     sql: str
     names: tuple[str, ...]
+    constants: Mapping[str, Any]  # values the statement itself gives (`version + 1`, LIMIT 100)
 
     @classmethod
     def compile(cls, statement: ClauseElement) -> Statement:
-        compiled = statement.compile(dialect=_DIALECT)
-        return cls(str(compiled), tuple(getattr(compiled, "positiontup", None) or ()))
+        compiled: Any = statement.compile(dialect=_DIALECT)
+        names = tuple(getattr(compiled, "positiontup", None) or ())
+        constants = {
+            name: bind.value
+            for name, bind in compiled.binds.items()
+            if name in names and bind.value is not None
+        }
+        return cls(str(compiled), names, constants)
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
-        return [values[name] for name in self.names]
+        return [values[name] if name in values else self.constants[name] for name in self.names]
 
 
 class Connection:
@@ -128,12 +224,32 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        """A connection for one statement, which is atomic on its own."""
+        """A connection for the block, which must finish within REQUEST_BUDGET.
+
+        A connection that failed or timed out is closed, never returned to the pool: asyncpg
+        would first wait for its query to be cancelled, which on a hung server never happens.
+        """
         try:
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as raw:
-                yield Connection(raw)
+            async with asyncio.timeout(REQUEST_BUDGET):
+                raw = await self.pool.acquire(timeout=CONNECT_TIMEOUT)
+                try:
+                    yield Connection(raw)
+                except _UNAVAILABLE:
+                    raw.terminate()
+                    raise
+                finally:
+                    await self.pool.release(raw, timeout=RELEASE_TIMEOUT)
         except _UNAVAILABLE as error:
             raise DatabaseUnavailable(type(error).__name__) from error
+        except asyncpg.DataError as error:
+            raise InvalidValue(str(error)[:200]) from error
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A connection in a transaction: committed when the block ends, rolled back when it
+        raises (the one place that opens transactions)."""
+        async with self.connection() as connection, connection._raw.transaction():
+            yield connection
 
     async def ping(self) -> bool:
         """Whether the database answers a query now."""
@@ -167,16 +283,21 @@ async def open_database(url: str, *, pool_size: int = 10) -> AsyncIterator[Datab
         for logger in loggers:
             raw.remove_query_logger(logger)
 
+    arguments = connect_arguments(url)
+    arguments["server_settings"] = {
+        "application_name": "tasks-api",
+        # The server gives up too, so a statement cut off here does not run on unseen.
+        "statement_timeout": str(int(STATEMENT_TIMEOUT * 1000)),
+        **arguments.get("server_settings", {}),
+    }
     try:
         pool = await asyncpg.create_pool(
             min_size=0,  # start even while the database is down; /readyz says so
             max_size=pool_size,
-            timeout=5,
-            command_timeout=30,
-            server_settings={"application_name": "tasks-api"},
+            command_timeout=STATEMENT_TIMEOUT,
             setup=setup,
             reset=reset,
-            **connect_arguments(url),
+            **arguments,
         )
     except _UNAVAILABLE as error:
         raise DatabaseUnavailable(type(error).__name__) from error

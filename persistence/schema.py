@@ -10,9 +10,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.database import async_url
+from persistence.database import engine_for
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 T = TypeVar("T")
@@ -30,7 +29,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 async def _run(url: str, work: Callable[[Connection], T]) -> T:
     """work on a SQLAlchemy connection to url, in one transaction (migrations need SQLAlchemy;
     requests do not, so this engine lives only as long as the call)."""
-    engine = create_async_engine(async_url(url), pool_size=1)
+    engine = engine_for(url)
     try:
         async with engine.begin() as connection:
             return await connection.run_sync(work)

@@ -1,19 +1,26 @@
 """Table definitions for statements; the schema itself is created only by Alembic migrations."""
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Enum,
     Index,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
+    Text,
     Uuid,
     false,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData(
     naming_convention={
@@ -40,5 +47,23 @@ tasks = Table(
     Column("due_date", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The task's ETag: 1 when created, one more on every change.
+    Column("version", BigInteger, nullable=False, server_default=text("1")),
     Index("ix_tasks_user_id_created_at_id", "user_id", text("created_at DESC"), "id"),
+    CheckConstraint("isfinite(due_date)", name="due_date_finite"),
+)
+
+# The first answer to each idempotency key, per user, until it expires (handlers/idempotency.py).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", String(128), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", LargeBinary, nullable=False),  # SHA-256 of method, path and body
+    Column("status", SmallInteger, nullable=False),
+    Column("body", Text, nullable=False),  # the JSON as first sent
+    Column("headers", JSONB, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("user_id", "key"),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
 )

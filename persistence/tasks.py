@@ -2,23 +2,28 @@
 
 Statements are built with SQLAlchemy Core and compiled once per shape (functools.cache), then run
 on asyncpg. A page of tasks is one statement: the count of matching tasks joined with the page.
+A conditional write (If-Match) is one statement too: the change, guarded by the row version, and
+whether the task exists at all, so that a stale version and a missing task tell apart.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     ColumnElement,
+    DateTime,
+    String,
     and_,
+    any_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -30,16 +35,27 @@ from sqlalchemy import (
     update,
 )
 
+from persistence import timestamps
+from persistence.cursors import Position
 from persistence.database import Connection, Statement
-from persistence.tables import task_priority, tasks
+from persistence.tables import tasks
 
 Task = dict[str, Any]
 _WRITABLE = ("title", "description", "completed", "priority", "due_date")
-MAX_CURSOR_LENGTH = 1024
+# What a task looks like to clients; `version` travels as its ETag instead.
+PUBLIC_COLUMNS = tuple(c for c in tasks.c if c.name != "version")
 
 
-class InvalidCursor(ValueError):
-    """A cursor this server did not make, or made for another sort order."""
+Write = Any  # an UPDATE or DELETE ... RETURNING, before its WHERE clause
+
+
+class StaleVersion(Exception):
+    """The task exists, but not at any of the versions the client said it has (If-Match)."""
+
+
+def _instant(name: str) -> ColumnElement[datetime]:
+    """A timestamptz parameter sent as text (see persistence/timestamps.py for why)."""
+    return cast(bindparam(name, type_=String), DateTime(timezone=True))
 
 
 def _owned(with_task: bool = False) -> ColumnElement[bool]:
@@ -56,7 +72,11 @@ def _after(sort: str, after_null: bool) -> ColumnElement[bool]:
     after_id = tasks.c.id > bindparam("after_id", type_=tasks.c.id.type)
     if after_null:  # only due dates can be missing, and they come last
         return and_(column.is_(None), after_id)
-    value = bindparam("after_value", type_=column.type)
+    value = (
+        _instant("after_value")
+        if isinstance(column.type, DateTime)
+        else bindparam("after_value", type_=column.type)
+    )
     beyond, reached = (
         (column < value, column <= value)
         if sort.startswith("-")
@@ -85,7 +105,7 @@ def _page(sort: str, completed: bool, priority: bool, cursor: bool, after_null: 
     counted = select(func.count().label("total")).where(*where).subquery("counted")
     page_where = [*where, _after(sort, after_null)] if cursor else where
     page = (
-        select(tasks)
+        select(*PUBLIC_COLUMNS)
         .where(*page_where)
         .order_by(*_order_by(sort))
         .limit(bindparam("limit"))
@@ -100,77 +120,69 @@ def _page(sort: str, completed: bool, priority: bool, cursor: bool, after_null: 
     return Statement.compile(statement)
 
 
+def _write_values() -> dict[str, Any]:
+    values: dict[str, Any] = {name: bindparam(name) for name in _WRITABLE}
+    values["due_date"] = _instant("due_date")
+    return values
+
+
 _CREATE = Statement.compile(
-    insert(tasks)
-    .values(user_id=bindparam("user_id"), **{name: bindparam(name) for name in _WRITABLE})
-    .returning(*tasks.c)
+    insert(tasks).values(user_id=bindparam("user_id"), **_write_values()).returning(*tasks.c)
 )
 _GET = Statement.compile(select(tasks).where(_owned(with_task=True)))
-_REPLACE = Statement.compile(
-    update(tasks)
-    .where(_owned(with_task=True))
-    .values(updated_at=func.now(), **{name: bindparam(name) for name in _WRITABLE})
-    .returning(*tasks.c)
+_CHANGED = {"updated_at": func.now(), "version": tasks.c.version + 1}
+_REPLACE = update(tasks).values(**_CHANGED, **_write_values()).returning(*tasks.c)
+_SET_COMPLETED = (
+    update(tasks).values(completed=bindparam("completed"), **_CHANGED).returning(*tasks.c)
 )
-_SET_COMPLETED = Statement.compile(
-    update(tasks)
-    .where(_owned(with_task=True))
-    .values(completed=bindparam("completed"), updated_at=func.now())
-    .returning(*tasks.c)
+_TOGGLE_COMPLETED = (
+    update(tasks).values(completed=not_(tasks.c.completed), **_CHANGED).returning(*tasks.c)
 )
-_TOGGLE_COMPLETED = Statement.compile(
-    update(tasks)
-    .where(_owned(with_task=True))
-    .values(completed=not_(tasks.c.completed), updated_at=func.now())
-    .returning(*tasks.c)
-)
-_DELETE = Statement.compile(
-    delete(tasks).where(_owned(with_task=True)).returning(literal_column("1"))
-)
+_DELETE: Write = delete(tasks).returning(literal_column("1").label("deleted"))
+
+
+@cache
+def _write(change: Write, conditional: bool) -> Statement:
+    """change applied to the caller's task; when conditional, only at one of :versions, and with
+    `current_version` telling whether the task exists (no row: it does not)."""
+    if not conditional:
+        return Statement.compile(change.where(_owned(with_task=True)))
+    versions = bindparam("versions", type_=ARRAY(BigInteger))
+    changed = change.where(_owned(with_task=True), tasks.c.version == any_(versions)).cte("changed")
+    target = select(tasks.c.version.label("current_version")).where(_owned(with_task=True))
+    found = target.cte("target")
+    return Statement.compile(
+        select(found.c.current_version, *changed.c).select_from(found.outerjoin(changed, true()))
+    )
+
+
+async def _conditional(
+    connection: Connection,
+    change: Write,
+    versions: Sequence[int] | None,
+    **values: Any,
+) -> dict[str, Any] | None:
+    """The changed row, None when there is no such task, StaleVersion when versions are given
+    and the task is at none of them."""
+    if versions is None:
+        return await connection.fetch_one(_write(change, False), **values)
+    row = await connection.fetch_one(_write(change, True), versions=list(versions), **values)
+    if row is None:
+        return None
+    if all(row[name] is None for name in row if name != "current_version"):
+        raise StaleVersion
+    del row["current_version"]
+    return row
 
 
 def _values(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Column values from a validated request body (date-times arrive as RFC 3339 text)."""
     values = {name: fields.get(name) for name in _WRITABLE}
-    if isinstance(values["due_date"], str):
-        values["due_date"] = datetime.fromisoformat(values["due_date"].upper())
+    due = values["due_date"]
+    values["due_date"] = timestamps.to_database(
+        timestamps.parse(due) if isinstance(due, str) else due
+    )
     return values
-
-
-def encode_cursor(sort: str, task: Task) -> str:
-    """An opaque cursor that resumes after task in sort order."""
-    value = task[sort.removeprefix("-")]
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    raw = json.dumps([sort, value, str(task["id"])], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
-    """The (sort value, id) a cursor resumes after; InvalidCursor when it is not ours."""
-    try:
-        if len(cursor) > MAX_CURSOR_LENGTH:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, value, task_id = json.loads(raw)
-        after_id = uuid.UUID(task_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor("is not a cursor this API returned") from None
-    if cursor_sort != sort:
-        raise InvalidCursor(f"was made for sort={cursor_sort!s:.20}; use the same sort")
-    column = sort.removeprefix("-")
-    try:
-        if value is not None and column in ("created_at", "due_date"):
-            value = datetime.fromisoformat(value)
-        elif value is None and column != "due_date":
-            raise ValueError("missing value")
-        elif value is not None and not isinstance(value, str):
-            raise TypeError("not text")
-        if column == "priority" and value not in task_priority.enums:
-            raise ValueError("not a priority")
-    except (ValueError, TypeError):
-        raise InvalidCursor("is not a cursor this API returned") from None
-    return value, after_id
 
 
 async def list_tasks(
@@ -182,18 +194,22 @@ async def list_tasks(
     completed: bool | None = None,
     priority: str | None = None,
     sort: str = "-created_at",
-    cursor: str | None = None,
-) -> tuple[list[Task], int, str | None]:
-    """One page of user_id's tasks, how many match in all, and the cursor of the next page."""
+    after: Position | None = None,
+) -> tuple[list[Task], int, bool]:
+    """One page of user_id's tasks, how many match in all, and whether more follow."""
     values: dict[str, Any] = {
         "user_id": user_id, "completed": completed, "priority": priority,
         "limit": limit + 1, "offset": offset,
     }  # fmt: skip
     after_null = False
-    if cursor is not None:
-        values["after_value"], values["after_id"] = decode_cursor(cursor, sort)
-        after_null = values["after_value"] is None
-    statement = _page(sort, completed is not None, priority is not None, cursor is not None,
+    if after is not None:
+        after_null = after.value is None
+        value = after.value
+        values["after_value"] = (
+            timestamps.to_database(value) if isinstance(value, datetime) else value
+        )
+        values["after_id"] = after.task_id
+    statement = _page(sort, completed is not None, priority is not None, after is not None,
                       after_null)  # fmt: skip
     rows = await connection.fetch_all(statement, **values)
     total = int(rows[0]["total"]) if rows else 0  # the outer join always yields the count row
@@ -202,9 +218,7 @@ async def list_tasks(
         del row["total"]
         if row["id"] is not None:  # an empty page is one row of NULLs beside the count
             items.append(row)
-    more = len(items) > limit
-    items = items[:limit]
-    return items, total, encode_cursor(sort, items[-1]) if more else None
+    return items[:limit], total, len(items) > limit
 
 
 async def create_task(connection: Connection, user_id: str, fields: Mapping[str, Any]) -> Task:
@@ -221,28 +235,44 @@ async def get_task(connection: Connection, user_id: str, task_id: str) -> Task |
 
 
 async def replace_task(
-    connection: Connection, user_id: str, task_id: str, fields: Mapping[str, Any]
+    connection: Connection,
+    user_id: str,
+    task_id: str,
+    fields: Mapping[str, Any],
+    *,
+    versions: Sequence[int] | None = None,
 ) -> Task | None:
-    """Overwrite the task's writable fields; None when user_id has no such task."""
-    return await connection.fetch_one(
-        _REPLACE, user_id=user_id, task_id=uuid.UUID(task_id), **_values(fields)
-    )
+    """Overwrite the task's writable fields; None when user_id has no such task, StaleVersion
+    when versions are given and the task is at none of them."""
+    return await _conditional(
+        connection, _REPLACE, versions, user_id=user_id, task_id=uuid.UUID(task_id),
+        **_values(fields),
+    )  # fmt: skip
 
 
 async def set_task_completed(
-    connection: Connection, user_id: str, task_id: str, completed: bool | None
+    connection: Connection,
+    user_id: str,
+    task_id: str,
+    completed: bool | None,
+    *,
+    versions: Sequence[int] | None = None,
 ) -> Task | None:
-    """Set `completed`, or flip it when completed is None; None when there is no such task."""
+    """Set `completed`, or flip it when completed is None; None when there is no such task,
+    StaleVersion when versions are given and the task is at none of them."""
+    key = uuid.UUID(task_id)
     if completed is None:
-        return await connection.fetch_one(
-            _TOGGLE_COMPLETED, user_id=user_id, task_id=uuid.UUID(task_id)
-        )
-    return await connection.fetch_one(
-        _SET_COMPLETED, user_id=user_id, task_id=uuid.UUID(task_id), completed=completed
-    )
+        return await _conditional(connection, _TOGGLE_COMPLETED, versions, user_id=user_id,
+                                  task_id=key)  # fmt: skip
+    return await _conditional(connection, _SET_COMPLETED, versions, user_id=user_id, task_id=key,
+                              completed=completed)  # fmt: skip
 
 
-async def delete_task(connection: Connection, user_id: str, task_id: str) -> bool:
-    """Delete the task; whether user_id had it."""
-    deleted = await connection.fetch_one(_DELETE, user_id=user_id, task_id=uuid.UUID(task_id))
+async def delete_task(
+    connection: Connection, user_id: str, task_id: str, *, versions: Sequence[int] | None = None
+) -> bool:
+    """Delete the task; whether user_id had it. StaleVersion when versions are given and the
+    task is at none of them."""
+    deleted = await _conditional(connection, _DELETE, versions, user_id=user_id,
+                                 task_id=uuid.UUID(task_id))  # fmt: skip
     return deleted is not None

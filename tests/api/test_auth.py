@@ -179,7 +179,7 @@ def test_a_foreign_task_id_under_my_path_is_404_and_unchanged(
         ("a" * 129, "a" * 129, 400),
         ("has space", "has%20space", 400),
         ("semi;colon", "semi;colon", 400),
-        ("nul\x00", "nul%00", 400),
+        ("nul\x00", "nul%00", 404),  # a control character: no such path
         # Invalid UTF-8 in a path decodes to U+FFFD, which no token subject can equal.
         ("\ud800", "%ED%A0%80", 403),
     ],

@@ -9,16 +9,15 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.database import async_url
+from persistence.database import engine_for
 from persistence.schema import current_revision, downgrade, upgrade
 from persistence.tables import metadata
 
 
 def read(url: str, query: Callable[[Connection], Any]) -> Any:
     async def run() -> Any:
-        engine = create_async_engine(async_url(url))
+        engine = engine_for(url)
         try:
             async with engine.connect() as connection:
                 return await connection.run_sync(query)
@@ -39,7 +38,7 @@ def test_upgrade_downgrade_upgrade(create_database: Callable[[str], str]) -> Non
     asyncio.run(upgrade(url))
     head = asyncio.run(current_revision(url))
     assert head is not None
-    assert read(url, tables) == ["alembic_version", "tasks"]
+    assert read(url, tables) == ["alembic_version", "idempotency_keys", "tasks"]
 
     asyncio.run(downgrade(url, "base"))
     assert asyncio.run(current_revision(url)) is None

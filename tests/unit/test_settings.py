@@ -189,7 +189,7 @@ def test_identity_settings_are_read() -> None:
     ("url", "message"),
     [
         ("mysql://u:hunter2@h/db", "must be a PostgreSQL URL"),
-        ("not a url at all", "not a valid PostgreSQL URL"),
+        ("not a url at all", "must be a PostgreSQL URL"),
         ("postgresql://u:hunter2@h/db?statement_cache_size=off", "must be a whole number"),
     ],
 )

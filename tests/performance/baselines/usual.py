@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
+import asyncpg
 import jwt
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,11 +17,20 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped
 
-from persistence.database import async_url
+from persistence.database import async_url, connect_arguments
 from persistence.tables import tasks as tasks_table
 
 SECRET = os.environ["JWT_SECRET"]
-engine = create_async_engine(async_url(os.environ["DATABASE_URL"]), pool_size=10, max_overflow=10)
+_arguments = connect_arguments(os.environ["DATABASE_URL"])
+
+
+async def _connect() -> asyncpg.Connection:
+    return await asyncpg.connect(**_arguments)
+
+
+engine = create_async_engine(
+    async_url(os.environ["DATABASE_URL"]), pool_size=10, max_overflow=10, async_creator=_connect
+)
 Session = async_sessionmaker(engine, expire_on_commit=False)
 Priority = Literal["low", "medium", "high"]
 

@@ -1,0 +1,80 @@
+"""The first check every request meets: what no route, parser or validator should ever see.
+
+- A path with control characters (`/tasks%0A`) is a 404: Starlette's route patterns end in `$`,
+  which also matches before a trailing newline, so such a path would otherwise reach an operation
+  by a side door.
+- A path ending in `/` is a 404, never a redirect: Starlette would redirect to the path without
+  it, built from the client's own Host header, before authentication.
+- A header that must appear once (Authorization, Content-Type, Idempotency-Key, ...) appearing
+  twice is a 400: which one wins would be up to each proxy and parser on the way.
+- Content-Type is case-insensitive (RFC 9110 §8.3.1): it is rewritten in lower case, without
+  stray spaces, so every later step compares media types as plain strings.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from handlers.problems import BadRequest, NotFound
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Connexion serves its docs under this prefix, with the trailing slash of a directory.
+DOCS_PREFIX = "/ui/"
+# Fields defined as a single value; repeating one is ambiguous, so it is refused.
+SINGLETONS = (b"authorization", b"content-type", b"content-length", b"host", b"idempotency-key")
+
+
+def normalize_media_type(value: str) -> str:
+    """`Application/JSON ; Charset="UTF-8"` -> `application/json; charset=utf-8`."""
+    media_type, *parameters = value.split(";")
+    cleaned = [media_type.strip().lower()]
+    for parameter in parameters:
+        name, _, argument = parameter.partition("=")
+        if name.strip():
+            argument = argument.strip()
+            if name.strip().lower() == "charset":
+                argument = argument.strip('"').lower()
+            cleaned.append(f"{name.strip().lower()}={argument}")
+    return "; ".join(cleaned)
+
+
+class EdgeMiddleware:
+    """Refuses malformed request lines and headers; runs before routing."""
+
+    def __init__(self, next_app: ASGIApp) -> None:
+        self.next_app = next_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = self._checked(scope)
+        await self.next_app(scope, receive, send)
+
+    @staticmethod
+    def _checked(scope: Scope) -> Scope:
+        path: str = scope["path"]
+        if _CONTROL.search(path) or (path.endswith("/") and path != "/" and
+                                     not path.startswith(DOCS_PREFIX)):  # fmt: skip
+            raise NotFound("There is no resource at this path.")
+        seen: set[bytes] = set()
+        rewritten: tuple[int, bytes] | None = None
+        for index, (name, value) in enumerate(scope["headers"]):
+            if name not in SINGLETONS:
+                continue
+            if name in seen:
+                field = name.decode("latin-1")
+                raise BadRequest(
+                    f"The {field} header must appear at most once.",
+                    [{"location": "header", "name": field, "detail": "must appear once"}],
+                )
+            seen.add(name)
+            if name == b"content-type":
+                normal = normalize_media_type(value.decode("latin-1")).encode("latin-1")
+                if normal != value:
+                    rewritten = (index, normal)
+        if rewritten is None:
+            return scope
+        headers = list(scope["headers"])
+        headers[rewritten[0]] = (b"content-type", rewritten[1])
+        return {**scope, "headers": headers}

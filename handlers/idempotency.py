@@ -1,0 +1,104 @@
+"""Idempotency keys (draft-ietf-httpapi-idempotency-key-header): a write retried with the same
+`Idempotency-Key` is done once, and every retry gets the first answer again.
+
+The first request takes a transaction-scoped advisory lock on (user, key), does its write and
+stores its answer in the same transaction, so the write and the record of it commit together or
+not at all (a server killed mid-request leaves neither, and the retry simply runs). A request
+that finds the lock taken answers 409 at once; one that finds a stored answer replays it with
+`Idempotent-Replayed: true`, or answers 422 when the key was used for a different request. Keys
+are per user, and expire after IDEMPOTENCY_KEY_TTL_SECONDS. Only successes are stored: a failed
+write rolls back, and its retry runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from connexion.context import scope as request_scope
+
+from handlers.context import Reply, connection, reply, request_header, state, transaction
+from handlers.problems import BadRequest, Conflict, UnprocessableContent
+from persistence import idempotency
+from persistence.database import Connection
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A handler's answer before it becomes a reply, so that it can be stored and replayed."""
+
+    body: Any
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def reply(self) -> Reply:
+        return reply(self.body, self.status, self.headers)
+
+
+def _bad_key(detail: str) -> BadRequest:
+    return BadRequest(
+        f"The {HEADER} header {detail}.", [{"location": "header", "name": HEADER, "detail": detail}]
+    )
+
+
+def request_key(required: bool) -> str | None:
+    """The request's idempotency key: up to 255 visible ASCII characters or spaces, bare or as
+    an sf-string (`"…"`, as the draft writes it; the quotes are not part of the key)."""
+    value = request_header(HEADER)
+    if value is None:
+        if required:
+            raise _bad_key("is required on this server")
+        return None
+    if not 0 < len(value) <= MAX_KEY_LENGTH:
+        raise _bad_key(f"must be 1 to {MAX_KEY_LENGTH} characters")
+    if not all(" " <= c <= "~" for c in value):
+        raise _bad_key("must be visible ASCII characters")
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    if not value:
+        raise _bad_key("must not be empty")
+    return value
+
+
+def _fingerprint(body: Any) -> bytes:
+    """What makes two requests the same: method, path and the validated body."""
+    request = (request_scope["method"], request_scope["path"], body)
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+async def run(user_id: str, body: Any, write: Callable[[Connection], Awaitable[Answer]]) -> Reply:
+    """write's answer, done at most once per idempotency key."""
+    app = state()
+    key = request_key(app.require_idempotency_key)
+    if key is None:
+        async with connection() as db:
+            return (await write(db)).reply()
+    fingerprint = _fingerprint(body)
+    async with transaction() as db:
+        if not await idempotency.lock(db, user_id, key):
+            raise Conflict(
+                f"A request with this {HEADER} is still in progress; retry it shortly.",
+                headers={"Retry-After": "1"},
+            )
+        stored = await idempotency.find(db, user_id, key)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                raise UnprocessableContent(
+                    f"This {HEADER} was already used for a different request; use a new key."
+                )
+            headers = {**stored.headers, "Idempotent-Replayed": "true"}
+            return Answer(orjson.loads(stored.body), stored.status, headers).reply()
+        answer = await write(db)
+        await idempotency.remember(
+            db, user_id, key,
+            idempotency.Stored(fingerprint, answer.status, orjson.dumps(answer.body, default=str)
+                               .decode(), answer.headers),
+            ttl_seconds=app.idempotency_key_ttl_seconds,
+        )  # fmt: skip
+    return answer.reply()

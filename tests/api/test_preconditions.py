@@ -1,0 +1,173 @@
+"""Conditional requests: ETags from row versions, If-Match (412 and nothing changed),
+If-None-Match (304) and REQUIRE_IF_MATCH (428), through HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from handlers.app import create_app
+from handlers.settings import Settings
+from tests.api.test_errors import problem
+
+
+@pytest.fixture
+def task(client: TestClient, tasks_url: str, auth: dict[str, str]) -> dict[str, Any]:
+    created = client.post(tasks_url, json={"title": "draft"}, headers=auth)
+    return {"url": created.headers["location"], "etag": created.headers["etag"],
+            "body": created.json()}  # fmt: skip
+
+
+def test_every_task_answer_carries_a_strong_etag_that_changes_with_the_task(
+    client: TestClient, auth: dict[str, str], task: dict[str, Any]
+) -> None:
+    url, first = task["url"], task["etag"]
+    assert first == '"1"'
+    assert client.get(url, headers=auth).headers["etag"] == first
+    replaced = client.put(url, json={"title": "final"}, headers=auth)
+    assert replaced.headers["etag"] == '"2"'
+    completed = client.patch(f"{url}/complete", headers=auth)
+    assert completed.headers["etag"] == '"3"'
+    assert client.get(url, headers=auth).headers["etag"] == '"3"'
+
+
+def test_if_none_match_with_the_current_etag_is_304_without_a_body(
+    client: TestClient, auth: dict[str, str], task: dict[str, Any]
+) -> None:
+    for tag in (task["etag"], f"W/{task['etag']}", f'"99", {task["etag"]}', "*"):
+        response = client.get(task["url"], headers={**auth, "If-None-Match": tag})
+        assert response.status_code == 304, tag
+        assert response.content == b""
+        assert response.headers["etag"] == task["etag"]
+    changed = client.get(task["url"], headers={**auth, "If-None-Match": '"99"'})
+    assert changed.status_code == 200
+    assert changed.json() == task["body"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("PUT", "", {"title": "theirs"}), ("PATCH", "/complete", None), ("DELETE", "", None)],
+)
+def test_a_stale_if_match_is_412_and_changes_nothing(
+    client: TestClient,
+    auth: dict[str, str],
+    task: dict[str, Any],
+    method: str,
+    path: str,
+    body: Any,
+) -> None:
+    client.put(task["url"], json={"title": "someone else's edit"}, headers=auth)
+    current = client.get(task["url"], headers=auth)
+
+    for stale in (task["etag"], f"W/{current.headers['etag']}", '"x"', '"1", "7"'):
+        headers = {**auth, "If-Match": stale}
+        response = client.request(method, task["url"] + path, json=body, headers=headers)
+        problem(response, 412)
+        after = client.get(task["url"], headers=auth)
+        assert after.json() == current.json()
+        assert after.headers["etag"] == current.headers["etag"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("PUT", "", {"title": "mine"}, 200),
+        ("PATCH", "/complete", {"completed": True}, 200),
+        ("DELETE", "", None, 204),
+    ],
+)
+def test_a_current_if_match_writes(
+    client: TestClient,
+    auth: dict[str, str],
+    task: dict[str, Any],
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+) -> None:
+    for tag in (task["etag"], f'"7", {task["etag"]}'):
+        fresh = client.get(task["url"], headers=auth).headers["etag"]
+        tag = tag.replace(task["etag"], fresh)
+        response = client.request(
+            method, task["url"] + path, json=body, headers={**auth, "If-Match": tag}
+        )
+        assert response.status_code == status, response.text
+        if method == "DELETE":
+            break
+
+
+def test_if_match_star_needs_only_the_task_to_exist(
+    client: TestClient, auth: dict[str, str], task: dict[str, Any], tasks_url: str
+) -> None:
+    star = {**auth, "If-Match": "*"}
+    assert client.put(task["url"], json={"title": "x"}, headers=star).status_code == 200
+    missing = f"{tasks_url}/1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
+    problem(client.put(missing, json={"title": "x"}, headers=star), 404)
+    problem(client.delete(missing, headers={**auth, "If-Match": '"1"'}), 404)
+
+
+@pytest.mark.parametrize("value", ["1", 'W/"', '"a" "b"', '"7",x', '"a"b', "", "**"])
+def test_an_if_match_that_is_no_entity_tag_matches_nothing(
+    client: TestClient, auth: dict[str, str], task: dict[str, Any], value: str
+) -> None:
+    problem(client.delete(task["url"], headers={**auth, "If-Match": value}), 412)
+    assert client.get(task["url"], headers=auth).status_code == 200
+    read = client.get(task["url"], headers={**auth, "If-None-Match": value})
+    assert read.status_code == 200
+
+
+@pytest.fixture
+def strict(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(dataclasses.replace(settings, require_if_match=True))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_require_if_match_makes_unconditional_writes_428(
+    strict: TestClient, auth: dict[str, str], tasks_url: str
+) -> None:
+    created = strict.post(tasks_url, json={"title": "x"}, headers=auth)
+    url, tag = created.headers["location"], created.headers["etag"]
+    problem(strict.put(url, json={"title": "y"}, headers=auth), 428)
+    problem(strict.patch(f"{url}/complete", headers=auth), 428)
+    problem(strict.delete(url, headers=auth), 428)
+    assert strict.get(url, headers=auth).json() == created.json()
+    assert strict.delete(url, headers={**auth, "If-Match": tag}).status_code == 204
+
+
+def test_concurrent_read_modify_write_with_if_match_loses_no_update(
+    client: TestClient, tasks_url: str, auth: dict[str, str]
+) -> None:
+    """16 writers each append their name to one task's description, retrying on 412: all 16
+    appends survive. The writers run in 16 threads, so their requests interleave in the app."""
+    created = client.post(tasks_url, json={"title": "shared", "description": ""}, headers=auth)
+    url = created.headers["location"]
+    start = threading.Barrier(16)
+
+    def writer(name: str) -> int:
+        start.wait()
+        for attempt in range(500):
+            current = client.get(url, headers=auth)
+            task = current.json()
+            body = {"title": task["title"], "description": f"{task['description']}{name};"}
+            headers = {**auth, "If-Match": current.headers["etag"]}
+            written = client.put(url, json=body, headers=headers)
+            if written.status_code == 200:
+                return attempt
+            assert written.status_code == 412, written.text
+        raise AssertionError(f"{name} never got its write in")
+
+    with ThreadPoolExecutor(16) as pool:
+        retries = list(pool.map(writer, [f"w{i}" for i in range(16)]))
+
+    final = client.get(url, headers=auth)
+    names = final.json()["description"].rstrip(";").split(";")
+    assert sorted(names) == sorted(f"w{i}" for i in range(16))
+    assert final.headers["etag"] == '"17"'
+    assert sum(retries) > 0, "the writers never collided, so this proves nothing"
