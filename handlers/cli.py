@@ -17,6 +17,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from handlers.app import create_app
+    from handlers.server import bounded_protocol
 
     if args.migrate:
         settings = dataclasses.replace(settings, migrate_on_start=True)
@@ -28,7 +29,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level=settings.log_level,
         access_log=settings.access_log,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        http=bounded_protocol(settings.header_timeout_seconds),
+        timeout_graceful_shutdown=settings.graceful_timeout_seconds,
     )
 
 

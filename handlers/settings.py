@@ -78,6 +78,8 @@ class Settings:
     require_if_match: bool = False
     require_idempotency_key: bool = False
     idempotency_key_ttl_seconds: int = 86400
+    header_timeout_seconds: float = 10.0
+    graceful_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +152,8 @@ class Settings:
             require_if_match=flag("REQUIRE_IF_MATCH", False),
             require_idempotency_key=flag("REQUIRE_IDEMPOTENCY_KEY", False),
             idempotency_key_ttl_seconds=numeric("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, 60, 2592000),
+            header_timeout_seconds=numeric("HEADER_TIMEOUT_SECONDS", 10.0, 0.1, 300.0),
+            graceful_timeout_seconds=numeric("GRACEFUL_TIMEOUT_SECONDS", 10, 1, 600),
         )
         errors.extend(settings.problems())
         if errors:

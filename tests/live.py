@@ -22,7 +22,9 @@ TASKS_API = REPO / ".venv" / "bin" / "tasks-api"
 # Settings a developer's shell might carry that would change what a started server does.
 SETTINGS = (
     "APP_ENV", "DATABASE_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "PORT", "HOST",
-    "DATA_DIR", "VALIDATE_RESPONSES", "MIGRATE_ON_START", "LOG_LEVEL",
+    "DATA_DIR", "VALIDATE_RESPONSES", "MIGRATE_ON_START", "LOG_LEVEL", "ACCESS_LOG",
+    "CURSOR_SECRET", "REQUIRE_IF_MATCH", "REQUIRE_IDEMPOTENCY_KEY", "IDEMPOTENCY_KEY_TTL_SECONDS",
+    "HEADER_TIMEOUT_SECONDS", "GRACEFUL_TIMEOUT_SECONDS",
 )  # fmt: skip
 
 

@@ -1,0 +1,115 @@
+"""The live server's limits on request heads: a huge header or millions of header lines are 431
+without the memory to hold them, and a head that never finishes is answered 408 and closed."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from handlers.security import mint_token
+from handlers.server import MAX_HEAD_BYTES
+from tests.conftest import TEST_SECRET
+from tests.live import TASKS_API, LiveServer, environment, free_port
+
+HEAD_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    env = environment(
+        APP_ENV="production", DATABASE_URL=database_url, JWT_SECRET=TEST_SECRET,
+        DATA_DIR=str(tmp_path_factory.mktemp("limits")), PORT=str(free_port()),
+        HEADER_TIMEOUT_SECONDS=str(HEAD_TIMEOUT), ACCESS_LOG="false",
+    )  # fmt: skip
+    live = LiveServer([str(TASKS_API), "serve"], env, start_timeout=60)
+    yield live
+    live.stop()
+
+
+def connect(server: LiveServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=30)
+
+
+def send_head_in_pieces(server: LiveServer, pieces: Iterator[bytes]) -> bytes:
+    """Send a request head piece by piece until the server stops reading; its answer."""
+    with connect(server) as sock:
+        try:
+            for piece in pieces:
+                sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed while we were still sending
+        return read_all(sock)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def rss(server: LiveServer) -> int:
+    memory: int = psutil.Process(server.process.pid).memory_info().rss
+    return memory
+
+
+def test_one_huge_header_is_431_without_buffering_it(server: LiveServer) -> None:
+    before = rss(server)
+
+    def pieces() -> Iterator[bytes]:
+        yield b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+        for _ in range(20 * 16):  # 20 MB
+            yield b"a" * 65536
+
+    answer = send_head_in_pieces(server, pieces())
+
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"application/problem+json" in answer
+    assert rss(server) - before < 10 * 2**20  # well under the 20 MB sent
+
+
+def test_millions_of_header_lines_are_431(server: LiveServer) -> None:
+    def pieces() -> Iterator[bytes]:
+        yield b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        for _ in range(2000):  # 2,000,000 lines in all
+            yield b"X: y\r\n" * 1000
+
+    answer = send_head_in_pieces(server, pieces())
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+
+def test_a_head_that_stops_halfway_is_408_and_closed(server: LiveServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Half: ")
+        started = time.monotonic()
+        answer = read_all(sock)  # returns when the server closes the connection
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert HEAD_TIMEOUT * 0.9 <= waited < HEAD_TIMEOUT + 5
+
+
+def test_a_connection_that_sends_nothing_is_closed(server: LiveServer) -> None:
+    with connect(server) as sock:
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_ordinary_requests_and_large_bodies_still_pass(server: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {mint_token(TEST_SECRET, 'limits-user')}"}
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        for _ in range(3):  # several requests on one kept-alive connection
+            assert http.get("/healthz").status_code == 200
+        body = {"title": "x", "description": "d" * 3999}
+        created = http.post("/api/limits-user/tasks", json=body)
+        assert created.status_code == 201, created.text
+        near_limit = {**headers, "X-Padding": "p" * (MAX_HEAD_BYTES // 2)}
+        assert http.get("/healthz", headers=near_limit).status_code == 200
+    assert "Traceback" not in server.log
