@@ -42,9 +42,10 @@ _UNAVAILABLE = (
     asyncpg.PostgresSystemError,
 )
 
-# How long a request waits for the database before it answers 503 (README: "Timeouts"): a
-# connection from the pool (including opening one), then each statement. Together they stay
-# under 2 s, so a client never waits longer on a database that is down or hung.
+# How long a request waits for the database before it answers 503 (README: "What clients get
+# when something is wrong"): opening a connection, each statement, and all of a request's work
+# on its connection (waiting for a free one included), so a client never waits 2 s or more on
+# a database that is down or hung.
 CONNECT_TIMEOUT = 0.8
 STATEMENT_TIMEOUT = 1.0
 # All of one request's work on its connection, transactions of several statements included.
@@ -231,7 +232,7 @@ class Database:
         """
         try:
             async with asyncio.timeout(REQUEST_BUDGET):
-                raw = await self.pool.acquire(timeout=CONNECT_TIMEOUT)
+                raw = await self.pool.acquire()  # opening one is bounded by CONNECT_TIMEOUT
                 try:
                     yield Connection(raw)
                 except _UNAVAILABLE:

@@ -188,7 +188,7 @@ def drive(server: LiveServer, script: Path, seconds: int, connections: int) -> R
     ).stdout  # fmt: skip
     used = cpu_seconds(server.process.pid) - before
     total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", output, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", output, re.MULTILINE))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return Run(
         requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
