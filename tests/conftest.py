@@ -4,9 +4,12 @@ and a unique user per test so tests never see each other's data."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import asyncpg
 import pytest
@@ -73,6 +76,15 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """One app for the session, with response validation on, so every test also checks that
     responses conform to the contract."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@contextmanager
+def client_with(settings: Settings, **changes: Any) -> Iterator[TestClient]:
+    """Another app for a test that needs other settings (REQUIRE_IF_MATCH, a database that is
+    down, ...), on the same database unless changed."""
+    app = create_app(dataclasses.replace(settings, **changes))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 

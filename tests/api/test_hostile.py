@@ -6,7 +6,6 @@ Each test is named after what an attacker or an unusual client sent (issue: inte
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -19,11 +18,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from handlers.app import create_app
 from handlers.settings import Settings
 from persistence.cursors import Cursors
 from tests.api.test_errors import problem
-from tests.conftest import TEST_SECRET, bearer
+from tests.conftest import TEST_SECRET, bearer, client_with
 
 
 def b64(raw: bytes) -> str:
@@ -136,8 +134,7 @@ def test_a_title_cursor_of_200_emoji_fits_the_contract(
 @pytest.fixture
 def database_down(settings: Settings) -> Iterator[TestClient]:
     """The app with a database that refuses connections (nothing listens on port 1)."""
-    down = dataclasses.replace(settings, database_url="postgresql://u@127.0.0.1:1/none")
-    with TestClient(create_app(down), raise_server_exceptions=False) as test_client:
+    with client_with(settings, database_url="postgresql://u@127.0.0.1:1/none") as test_client:
         yield test_client
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,11 +13,10 @@ import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.app import create_app
 from handlers.settings import Settings
 from persistence.database import connect_arguments
 from tests.api.test_errors import problem
-from tests.conftest import bearer
+from tests.conftest import bearer, client_with
 
 
 def keyed(auth: dict[str, str], key: str) -> dict[str, str]:
@@ -184,8 +182,7 @@ def test_expired_keys_are_forgotten_and_removed_by_later_writes(
 
 @pytest.fixture
 def keys_required(settings: Settings) -> Iterator[TestClient]:
-    app = create_app(dataclasses.replace(settings, require_idempotency_key=True))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with client_with(settings, require_idempotency_key=True) as test_client:
         yield test_client
 
 

@@ -3,7 +3,6 @@ If-None-Match (304) and REQUIRE_IF_MATCH (428), through HTTP."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,9 +11,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.app import create_app
 from handlers.settings import Settings
 from tests.api.test_errors import problem
+from tests.conftest import client_with
 
 
 @pytest.fixture
@@ -124,8 +123,7 @@ def test_an_if_match_that_is_no_entity_tag_matches_nothing(
 
 @pytest.fixture
 def strict(settings: Settings) -> Iterator[TestClient]:
-    app = create_app(dataclasses.replace(settings, require_if_match=True))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with client_with(settings, require_if_match=True) as test_client:
         yield test_client
 
 

@@ -65,12 +65,9 @@ def test_writable_fields_have_the_columns_defaults(name: str) -> None:
 
 
 def test_the_idempotency_key_column_holds_the_longest_key() -> None:
-    from handlers.idempotency import MAX_KEY_LENGTH
-
+    parameter = CONTRACT["components"]["parameters"]["IdempotencyKey"]["schema"]
     key, owner = idempotency_keys.c.key.type, idempotency_keys.c.user_id.type
     assert isinstance(key, String)
     assert isinstance(owner, String)
-    assert key.length == MAX_KEY_LENGTH
-    parameter = CONTRACT["components"]["parameters"]["IdempotencyKey"]["schema"]
-    assert parameter["maxLength"] == MAX_KEY_LENGTH
+    assert key.length == parameter["maxLength"]
     assert owner.length == schema("UserId")["maxLength"]
