@@ -58,7 +58,7 @@ bench: install  ## tasks-api vs the usual stack vs the floor (needs wrk); BENCH_
 client: install  ## generate a typed Python client from the contract into build/client
 	$(RUN) openapi-python-client generate --path contracts/openapi.yaml \
 		--output-path build/client/tasks_api_client --meta none --overwrite
-	@echo "import it with: PYTHONPATH=build/client python -c 'import tasks_api_client'"
+	@echo "import it with: PYTHONPATH=build/client .venv/bin/python -c 'import tasks_api_client'"
 
 lint: install  ## ruff check and ruff format --check
 	$(RUN) ruff check .

@@ -6,11 +6,17 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
-from handlers.settings import Settings, SettingsError
+from dotenv import load_dotenv
+
+from handlers.settings import DEV_KEY_FILE, Settings, SettingsError
+
+ENV_FILE = ".env"
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -45,10 +51,25 @@ async def _migrate(settings: Settings, revision: str) -> str | None:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> None:
+    from jsonschema import Draft4Validator
+
+    from contracts.tools.document import load
     from handlers.security import mint_token
 
-    if settings.jwt_secret is None and settings.environment != "development":
-        # Minting needs no server, so use the development secret if `make run` made one.
+    user_id = load()["components"]["schemas"]["UserId"]
+    if not Draft4Validator(user_id).is_valid(args.sub):
+        rule = user_id.get("x-pattern-message", "must be a valid user id")
+        raise SettingsError(f"--sub is not a user id the API accepts: it {rule}")
+    if args.ttl <= 0:
+        raise SettingsError("--ttl must be a positive number of seconds")
+    if settings.jwt_secret is None and settings.jwt_jwks_url is None:
+        # Minting needs no server: sign with the development secret `make run` made, and never
+        # invent one the server does not have.
+        if not (settings.data_dir / DEV_KEY_FILE).is_file():
+            raise SettingsError(
+                f"no JWT_SECRET, and no development secret in {settings.data_dir / DEV_KEY_FILE}:"
+                " start the server once with `make run` (same DATA_DIR), or set JWT_SECRET"
+            )
         settings = dataclasses.replace(settings, environment="development")
     token = mint_token(
         settings.signing_secret(),
@@ -58,6 +79,13 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
         audience=settings.jwt_audience,
     )
     print(token)
+
+
+def load_env_file() -> None:
+    """Read `.env` in the working directory as `make run` does (the environment wins), so every
+    `tasks-api` command sees the same settings as the server. UV_NO_ENV_FILE turns it off."""
+    if not os.environ.get("UV_NO_ENV_FILE"):
+        load_dotenv(Path.cwd() / ENV_FILE, override=False)
 
 
 def _configure_logging(level: str) -> None:
@@ -86,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        load_env_file()
         settings = Settings.from_env()
         _configure_logging(settings.log_level)
         if args.command == "serve":

@@ -14,9 +14,11 @@ from connexion.middleware.swagger_ui import SwaggerUIAPI, SwaggerUIMiddleware
 
 class AuthoredSpecAPI(SwaggerUIAPI):  # type: ignore[misc]
     def _spec_for_prefix(self, request: Any) -> dict[str, Any]:
-        spec: dict[str, Any] = self.specification.with_base_path(
-            self._base_path_for_prefix(request)
-        ).raw
+        base_path = self._base_path_for_prefix(request)
+        if not base_path.strip("/"):  # served at the root: the file, `servers` included
+            authored: dict[str, Any] = self.specification.raw
+            return authored
+        spec: dict[str, Any] = self.specification.with_base_path(base_path).raw
         return spec
 
 

@@ -9,6 +9,9 @@
   twice is a 400: which one wins would be up to each proxy and parser on the way.
 - Content-Type is case-insensitive (RFC 9110 §8.3.1): it is rewritten in lower case, without
   stray spaces, so every later step compares media types as plain strings.
+- Every answer of the API is JSON (application/json or application/problem+json): a request
+  whose Accept admits neither is 406 (RFC 9110 §12.5.1), except for the contract itself and
+  its docs, which are served in their own media types.
 """
 
 from __future__ import annotations
@@ -17,13 +20,34 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handlers.problems import BadRequest, NotFound
+from handlers.problems import BadRequest, NotAcceptable, NotFound
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Connexion serves its docs under this prefix, with the trailing slash of a directory.
 DOCS_PREFIX = "/ui/"
+NOT_JSON_PREFIXES = ("/ui", "/openapi.")  # the docs, /openapi.json and /openapi.yaml
+JSON_RANGES = frozenset({"*/*", "application/*", "application/json", "application/problem+json"})
 # Fields defined as a single value; repeating one is ambiguous, so it is refused.
 SINGLETONS = (b"authorization", b"content-type", b"content-length", b"host", b"idempotency-key")
+
+
+def accepts_json(accept: str) -> bool:
+    """Whether an Accept value admits JSON with a q above 0 (an empty one admits anything)."""
+    if not accept.strip():
+        return True
+    for member in accept.split(","):
+        media_type, *parameters = member.split(";")
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        if quality > 0 and media_type.strip().lower() in JSON_RANGES:
+            return True
+    return False
 
 
 def normalize_media_type(value: str) -> str:
@@ -59,7 +83,10 @@ class EdgeMiddleware:
             raise NotFound("There is no resource at this path.")
         seen: set[bytes] = set()
         rewritten: tuple[int, bytes] | None = None
+        accept: list[str] = []
         for index, (name, value) in enumerate(scope["headers"]):
+            if name == b"accept":
+                accept.append(value.decode("latin-1"))
             if name not in SINGLETONS:
                 continue
             if name in seen:
@@ -73,6 +100,8 @@ class EdgeMiddleware:
                 normal = normalize_media_type(value.decode("latin-1")).encode("latin-1")
                 if normal != value:
                     rewritten = (index, normal)
+        if accept and not path.startswith(NOT_JSON_PREFIXES) and not accepts_json(",".join(accept)):
+            raise NotAcceptable("This API answers in JSON only (application/json).")
         if rewritten is None:
             return scope
         headers = list(scope["headers"])

@@ -76,6 +76,10 @@ class NotFound(Problem):
     status_code_default = HTTPStatus.NOT_FOUND
 
 
+class NotAcceptable(Problem):
+    status_code_default = HTTPStatus.NOT_ACCEPTABLE
+
+
 class Conflict(Problem):
     status_code_default = HTTPStatus.CONFLICT
 

@@ -282,3 +282,32 @@ def test_a_bad_user_id_is_listed_once(client: TestClient) -> None:
     for path in ("/api/-alice/tasks", "/api/-alice/tasks/1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"):
         body = problem(client.get(path, headers=bearer("-alice")), 400)
         assert [(e["location"], e["name"]) for e in body["errors"]] == [("path", "user_id")]
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        ("application/xml", 406),
+        ("text/html", 406),
+        ("application/json;q=0", 406),
+        ("application/json;q=oops", 406),
+        ("text/html, application/json;q=0.5", 200),
+        ("APPLICATION/JSON", 200),
+        ("application/problem+json", 200),
+        ("application/*", 200),
+        ("*/*", 200),
+        ("", 200),
+    ],
+)
+def test_accept_must_admit_json(
+    client: TestClient, tasks_url: str, auth: dict[str, str], accept: str, status: int
+) -> None:
+    response = client.get(tasks_url, headers={**auth, "Accept": accept})
+    assert response.status_code == status, response.text
+    if status == 406:
+        problem(response, 406)
+
+
+def test_the_contract_and_docs_keep_their_own_media_types(client: TestClient) -> None:
+    assert client.get("/openapi.yaml", headers={"Accept": "application/yaml"}).status_code == 200
+    assert client.get("/ui/", headers={"Accept": "text/html"}).status_code == 200

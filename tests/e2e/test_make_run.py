@@ -40,6 +40,37 @@ def quickstart() -> str:
     return match.group(1)
 
 
+def run_quickstart(env: dict[str, str]) -> dict[str, object]:
+    """The README's quickstart, verbatim, in bash; the task it created."""
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", quickstart()],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    created, listed, completed = (json.loads(line) for line in run.stdout.splitlines() if line)
+    assert (created["title"], created["priority"], created["user_id"]) == (
+        "Buy milk",
+        "high",
+        "alice",
+    )
+    assert created["id"] in [task["id"] for task in listed["items"]]
+    assert (completed["id"], completed["completed"]) == (created["id"], True)
+    task: dict[str, object] = created
+    return task
+
+
+@pytest.fixture
+def dot_env() -> Iterator[Path]:
+    """The repository's .env, for a test to write; a developer's own is put back afterwards."""
+    path = REPO / ".env"
+    kept = path.read_bytes() if path.exists() else None
+    yield path
+    if kept is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(kept)
+
+
 def postgres_running(data_dir: Path) -> bool:
     return (data_dir / "postgres" / "postmaster.pid").exists()
 
@@ -54,25 +85,7 @@ def test_make_run_serves_the_readme_quickstart_then_honours_port_and_secret(
     assert first.port == port
     assert postgres_running(data)
 
-    script = quickstart().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-    run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=REPO,
-        env=environment(DATA_DIR=str(data)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    created, listed, completed = (json.loads(line) for line in run.stdout.splitlines() if line)
-    assert (created["title"], created["priority"], created["user_id"]) == (
-        "Buy milk",
-        "high",
-        "alice",
-    )
-    assert [task["id"] for task in listed["items"]] == [created["id"]]
-    assert (completed["id"], completed["completed"]) == (created["id"], True)
+    created = run_quickstart(environment(DATA_DIR=str(data), PORT=str(port)))
 
     assert httpx.get(f"{first.url}/openapi.json").status_code == 200
     assert httpx.get(f"{first.url}/ui/").status_code == 200
@@ -100,3 +113,25 @@ def test_make_run_serves_the_readme_quickstart_then_honours_port_and_secret(
     second.stop()
     assert "Application shutdown complete" in second.log
     assert not postgres_running(data)
+
+
+def test_the_quickstart_works_with_the_secret_in_dot_env_on_another_port(
+    make_run: Callable[[dict[str, str]], LiveServer], tmp_path: Path, dot_env: Path
+) -> None:
+    """As the README suggests: JWT_SECRET in .env, and PORT=… make run."""
+    data = tmp_path / "data"
+    secret = secrets.token_urlsafe(48)
+    dot_env.write_text(f"JWT_SECRET={secret}\n")
+    port = free_port()
+    assert port != 8000
+    # uv reads .env for `make run`; the fixture environment switches that off for other tests.
+    env = {k: v for k, v in environment(DATA_DIR=str(data), PORT=str(port)).items()
+           if k != "UV_NO_ENV_FILE"}  # fmt: skip
+
+    server = make_run(env)
+    created = run_quickstart(env)
+
+    assert not (data / "jwt-secret").exists(), "a development secret was made despite .env"
+    mine = {"Authorization": f"Bearer {mint_token(secret, 'alice')}"}
+    task = httpx.get(f"{server.url}/api/alice/tasks/{created['id']}", headers=mine)
+    assert task.status_code == 200

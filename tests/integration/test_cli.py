@@ -10,6 +10,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from handlers.cli import main
+from handlers.settings import dev_secret
 from persistence.schema import alembic_config
 from tests.conftest import TEST_SECRET
 
@@ -21,6 +22,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in _SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("UV_NO_ENV_FILE", "1")  # a developer's own .env stays out of these tests
 
 
 def test_migrate_brings_a_database_to_head(
@@ -66,6 +68,7 @@ def test_token_is_signed_with_the_configured_secret_and_claims(
 def test_token_uses_the_development_secret_make_run_created(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    dev_secret(tmp_path / "data")  # what `make run` does on its first start
     assert main(["token", "--sub", "carol"]) == 0
 
     secret = (tmp_path / "data" / "jwt-secret").read_text().strip()
@@ -95,3 +98,49 @@ def test_serve_refuses_unsafe_settings(
     error = capsys.readouterr().err
     assert message in error
     assert "changeme" not in error  # a rejected secret is never printed
+
+
+def test_token_never_invents_a_secret_the_server_does_not_have(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--sub", "carol"]) == 2
+    assert "make run" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "jwt-secret").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sub", "bad/sub"], "--sub is not a user id the API accepts"),
+        (["--sub=-alice"], "--sub is not a user id the API accepts"),
+        (["--sub", "a" * 129], "--sub is not a user id the API accepts"),
+        (["--sub", "alice", "--ttl", "-5"], "--ttl must be a positive"),
+        (["--sub", "alice", "--ttl", "0"], "--ttl must be a positive"),
+    ],
+)
+def test_token_refuses_what_the_server_would_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("JWT_SECRET", TEST_SECRET)
+    assert main(["token", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_every_command_reads_dot_env_in_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".env").write_text(f"JWT_SECRET={TEST_SECRET}\nJWT_ISSUER=from-dot-env\n")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("UV_NO_ENV_FILE")
+    monkeypatch.setenv("JWT_ISSUER", "from-environment")  # the environment wins
+
+    assert main(["token", "--sub", "dora"]) == 0
+
+    claims = jwt.decode(capsys.readouterr().out.strip(), TEST_SECRET, algorithms=["HS256"],
+                        issuer="from-environment")  # fmt: skip
+    assert claims["sub"] == "dora"
