@@ -255,7 +255,8 @@ def test_key_rotation(app_with: AppFactory, jwks: JwksServer, clock: Clock, user
     k1, k2 = SigningKey.generate("RS256"), SigningKey.generate("RS256")
     jwks.keys = [k1]
     client = app_with()
-    assert get(client, user, k1.sign(claims(user))) == 200
+    signed_by_k1 = k1.sign(claims(user))  # one token, sent again below: JWKS tokens are not cached
+    assert get(client, user, signed_by_k1) == 200
     assert jwks.fetches == 1
 
     # The provider adds K2: its tokens are accepted after at most one refresh.
@@ -267,9 +268,9 @@ def test_key_rotation(app_with: AppFactory, jwks: JwksServer, clock: Clock, user
 
     # The provider drops K1: still trusted until the cache expires, refused after.
     jwks.keys = [k2]
-    assert get(client, user, k1.sign(claims(user))) == 200
+    assert get(client, user, signed_by_k1) == 200
     clock.advance(TTL + 1)
-    assert get(client, user, k1.sign(claims(user))) == 401
+    assert get(client, user, signed_by_k1) == 401  # the same token, once its key is gone
     assert get(client, user, k2.sign(claims(user))) == 200
     assert jwks.fetches == 3
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -39,9 +40,27 @@ def test_a_remembered_token_still_expires() -> None:
         asyncio.run(tokens.verify(token))
 
 
-def test_failures_are_not_remembered() -> None:
-    tokens = verifier(WallClock())
+class CountingSecret(SharedSecret):
+    """The shared secret, counting how often a token's key is asked for (once per verification
+    that is not answered from memory)."""
+
+    lookups = 0
+
+    async def key_for(self, header: Any) -> Any:
+        type(self).lookups += 1
+        return await super().key_for(header)
+
+
+def test_successes_are_remembered_and_failures_are_not() -> None:
+    CountingSecret.lookups = 0
+    tokens = TokenVerifier(sources=(CountingSecret(SECRET),), wall_clock=WallClock())
     forged = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, "x" * 48, "HS256")
-    for _ in range(2):
+    for _ in range(3):
         with pytest.raises(InvalidToken, match="signature"):
             asyncio.run(tokens.verify(forged))
+    assert CountingSecret.lookups == 3  # verified in full every time
+
+    good = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, SECRET, "HS256")
+    for _ in range(3):
+        asyncio.run(tokens.verify(good))
+    assert CountingSecret.lookups == 4  # verified once, then from memory
