@@ -51,9 +51,12 @@ PIPELINE = [
 ]
 
 
-def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> AsyncApp:
+def create_app(
+    settings: Settings, *, clock: Clock = time.monotonic, tune_gc: bool = False
+) -> AsyncApp:
     """The Tasks API for these settings; nothing is started until the lifespan runs. The clock
-    times key caches (tests pass their own to move time)."""
+    times key caches (tests pass their own to move time). tune_gc changes the garbage
+    collector of the whole process, so only the server command asks for it."""
     settings.require_serving()
     verifier = TokenVerifier.from_settings(settings, clock)
     cursors = Cursors(settings.cursor_key())
@@ -65,12 +68,13 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> AsyncApp
         ) as database:
             if settings.migrate_on_start:
                 await upgrade(database.url)
-            # What start-up built (the contract, validators, compiled statements) lives as long
-            # as the process: keep it out of every later collection, and collect young objects
-            # less often, which shortens the pauses that make the slowest requests slow.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+            if tune_gc:
+                # What start-up built (the contract, validators, compiled statements) lives as
+                # long as the process: keep it out of every later collection, and collect young
+                # objects less often, which shortens the pauses that make slow requests slow.
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
             try:
                 yield {
                     STATE_KEY: AppState(

@@ -27,7 +27,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     if args.migrate:
         settings = dataclasses.replace(settings, migrate_on_start=True)
-    app = create_app(settings)
+    app = create_app(settings, tune_gc=True)
     uvicorn.run(
         app,
         host=settings.host,

@@ -85,7 +85,21 @@ def reply(body: Any, status: int, headers: dict[str, str] | None = None) -> Repl
     return body, status, all_headers
 
 
+def full_path(scope: Any) -> str:
+    """The request's path as the client sent it. ASGI's `path` includes `root_path` (a server
+    mounted under a prefix); servers that predate that rule send it without."""
+    root: str = scope.get("root_path", "")
+    path: str = scope["path"]
+    return path if path.startswith(root) else root + path
+
+
+def app_path(scope: Any) -> str:
+    """The request's path within the app, without the prefix it is mounted under."""
+    root: str = scope.get("root_path", "")
+    path: str = scope["path"]
+    return path.removeprefix(root) if root and path.startswith(root) else path
+
+
 def child_location(child_id: object) -> str:
     """The URL path of a resource created under the current request's path."""
-    path = request_scope.get("root_path", "") + request_scope["path"]
-    return quote(f"{path.rstrip('/')}/{child_id}", safe="/")
+    return quote(f"{full_path(request_scope).rstrip('/')}/{child_id}", safe="/")

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from contracts.tools.document import METHODS
+from handlers.context import app_path
 from persistence.database import DatabaseUnavailable, InvalidValue
 from persistence.tasks import StaleVersion
 
@@ -189,7 +190,7 @@ def _http_exception_renderer(
         assert isinstance(exc, HTTPException)  # noqa: S101 - registered for this class only
         headers = dict(exc.headers or {})
         if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-            allow = methods.allow(request.url.path)
+            allow = methods.allow(app_path(request.scope))
             if allow:
                 headers["Allow"] = allow
         return problem_response(request, exc.status_code, exc.detail, headers=headers)

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from handlers.app import create_app
+from handlers.settings import Settings
+
 
 def create(client: TestClient, url: str, auth: dict[str, str], **fields: Any) -> dict[str, Any]:
     response = client.post(url, json={"title": "task", **fields}, headers=auth)
@@ -277,3 +280,19 @@ def test_ties_are_broken_by_id_so_pages_never_overlap(
         seen += [t["id"] for t in page["items"]]
 
     assert seen == sorted(made)
+
+
+@pytest.mark.parametrize("request_path", ["/tasks-api/api/{user}/tasks", "/api/{user}/tasks"])
+def test_location_and_allow_are_right_under_a_root_path(
+    settings: Settings, user: str, auth: dict[str, str], request_path: str
+) -> None:
+    """Behind a proxy that mounts the API under /tasks-api (ASGI root_path), whether the server
+    puts the prefix in `path` (as the ASGI spec now says) or leaves it out (older servers)."""
+    path = request_path.format(user=user)
+    app = create_app(settings)
+    with TestClient(app, root_path="/tasks-api", raise_server_exceptions=False) as proxied:
+        created = proxied.post(path, json={"title": "x"}, headers=auth)
+        assert created.headers["location"] == f"/tasks-api/api/{user}/tasks/{created.json()['id']}"
+        refused = proxied.delete(path, headers=auth)
+        assert refused.status_code == 405
+        assert refused.headers["allow"] == "GET, HEAD, POST"
