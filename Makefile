@@ -13,7 +13,7 @@ export UV_PYTHON_PREFERENCE := only-system
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install run migrate test fuzz bench client stubs contract-check contract-diff lint typecheck security
+.PHONY: help install run migrate test fuzz bench client client-ts stubs contract-check contract-diff lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -59,6 +59,13 @@ client: install  ## generate a typed Python client from the contract into build/
 	$(RUN) openapi-python-client generate --path contracts/openapi.yaml \
 		--output-path build/client/tasks_api_client --meta none --overwrite
 	@echo "import it with: PYTHONPATH=build/client .venv/bin/python -c 'import tasks_api_client'"
+
+TS_PACKAGE := tests/client/typescript
+client-ts: install  ## TypeScript types for a frontend (openapi-typescript) into build/client-ts
+	cd $(TS_PACKAGE) && $(CURDIR)/.venv/bin/npm ci --no-audit --no-fund --silent
+	$(TS_PACKAGE)/node_modules/.bin/openapi-typescript contracts/openapi.yaml \
+		--output build/client-ts/schema.d.ts --default-non-nullable=false
+	@echo "use it with openapi-fetch: createClient<paths>() from build/client-ts/schema.d.ts"
 
 lint: install  ## ruff check and ruff format --check
 	$(RUN) ruff check .
