@@ -349,6 +349,7 @@ class StrictParameterValidator(ParameterValidator):  # type: ignore[misc]
             "path": lambda name: request.path_params.get(name.replace("-", "_")),
             "query": lambda name: request.query_params.get(name),
             "header": lambda name: request.headers.get(name),
+            "cookie": lambda name: request.cookies.get(name),
         }
         for location, value_of in sources.items():
             for param in self.parameters.get(location, []):
