@@ -23,7 +23,7 @@ from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
 from handlers.docs import AuthoredSpecMiddleware
 from handlers.edge import EdgeMiddleware
-from handlers.fast import JSONIFIER, FastAsyncApp
+from handlers.jsonifier import JSONIFIER
 from handlers.ownership import OwnershipMiddleware
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
@@ -94,7 +94,7 @@ def create_app(
     pipeline = [
         m for m in PIPELINE if settings.validate_responses or m is not ResponseValidationMiddleware
     ]
-    app = FastAsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=JSONIFIER)
+    app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=JSONIFIER)
     app.add_api(
         contract,
         resolver=RelativeResolver("handlers"),

@@ -3,35 +3,18 @@ removes one fails here, naming the module that needs it, instead of somewhere fa
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import connexion
-from connexion.apps.asynchronous import AsyncApi, AsyncASGIApp, AsyncOperation
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.swagger_ui import SwaggerUIAPI
 from connexion.validators import AbstractRequestBodyValidator
-
-from handlers.fast import FastAsyncApp
 
 VERSION = connexion.__version__ if hasattr(connexion, "__version__") else "this version"
 
 
 def gone(name: str, user: str) -> str:
     return f"Connexion {VERSION} no longer has {name}, which {user} relies on"
-
-
-def test_the_async_app_builds_operations_through_overridable_hooks() -> None:
-    fn = inspect.getattr_static(AsyncOperation, "fn")
-    assert isinstance(fn, property), gone("AsyncOperation.fn as a property", "handlers/fast.py")
-    assert hasattr(AsyncApi, "make_operation"), gone("AsyncApi.make_operation", "handlers/fast.py")
-    assert AsyncASGIApp.api_cls is AsyncApi, gone("AsyncASGIApp.api_cls", "handlers/fast.py")
-
-
-def test_the_async_app_keeps_its_asgi_app_where_fast_py_replaces_it() -> None:
-    app = FastAsyncApp(__name__)
-    assert hasattr(app, "_middleware_app"), gone("AsyncApp._middleware_app", "handlers/fast.py")
-    assert app.middleware.app is app._middleware_app, gone("middleware.app", "handlers/fast.py")
 
 
 def test_the_swagger_ui_api_serves_the_spec_through_a_hook() -> None:
