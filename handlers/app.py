@@ -8,15 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from connexion import AsyncApp
-from connexion.middleware.context import ContextMiddleware
-from connexion.middleware.exceptions import ExceptionMiddleware
-from connexion.middleware.lifespan import LifespanMiddleware
-from connexion.middleware.request_validation import RequestValidationMiddleware
+from connexion import AsyncApp, ConnexionMiddleware
+from connexion.middleware import MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
-from connexion.middleware.routing import RoutingMiddleware
-from connexion.middleware.security import SecurityMiddleware
-from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import RelativeResolver
 
 from contracts.tools.document import load
@@ -35,19 +29,16 @@ from persistence.schema import upgrade
 
 GC_THRESHOLD = 50_000
 
-# Every request passes these in order; the handler runs after the last.
-PIPELINE = [
-    ServerErrorMiddleware,  # last resort: an unhandled error becomes a 500 problem
-    ExceptionMiddleware,  # renders every raised problem (handlers/problems.py)
-    EdgeMiddleware,  # odd paths, repeated headers, media-type casing (handlers/edge.py)
-    AuthoredSpecMiddleware,  # serves /openapi.json (as written) and /ui
-    RoutingMiddleware,  # finds the operation and its path parameters
-    SecurityMiddleware,  # verifies the bearer token (handlers/security.py)
-    OwnershipMiddleware,  # path user_id must be the token's subject
-    RequestValidationMiddleware,  # parameters and body against the contract
-    ResponseValidationMiddleware,  # responses against the contract, when enabled
-    LifespanMiddleware,  # start-up and shut-down of the resources below
-    ContextMiddleware,  # exposes the request to the handler
+# Connexion's own pipeline (ConnexionMiddleware.default_middlewares: errors, docs, routing,
+# security, validation, lifespan, context), with ours inserted at its documented positions.
+# Every request passes them in order; the handler runs after the last.
+OURS = [
+    # odd paths, repeated headers, Accept, media-type casing (handlers/edge.py)
+    (EdgeMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
+    # /openapi.json and /openapi.yaml as written (handlers/docs.py)
+    (AuthoredSpecMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
+    # path user_id must be the token's subject, after security (handlers/ownership.py)
+    (OwnershipMiddleware, MiddlewarePosition.BEFORE_VALIDATION),
 ]
 
 
@@ -92,9 +83,14 @@ def create_app(
     contract = load()
     # Response validation routes every request to an operation; leave it out when it is off.
     pipeline = [
-        m for m in PIPELINE if settings.validate_responses or m is not ResponseValidationMiddleware
+        m
+        for m in ConnexionMiddleware.default_middlewares
+        if settings.validate_responses or m is not ResponseValidationMiddleware
     ]
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=JSONIFIER)
+    for middleware, position in OURS:
+        options = {"document": contract} if middleware is AuthoredSpecMiddleware else {}
+        app.add_middleware(middleware, position=position, **options)
     app.add_api(
         contract,
         resolver=RelativeResolver("handlers"),

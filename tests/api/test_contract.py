@@ -9,6 +9,8 @@ import inspect
 from starlette.testclient import TestClient
 
 from contracts.tools.document import load, operations, parse
+from handlers.app import create_app
+from handlers.settings import Settings
 from tests.conftest import bearer
 
 
@@ -64,3 +66,12 @@ def test_interactive_docs_are_served(client: TestClient) -> None:
     response = client.get("/ui/")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+def test_under_a_root_path_the_served_contract_names_it(settings: Settings) -> None:
+    with TestClient(create_app(settings), root_path="/tasks-api") as proxied:
+        for path in ("/tasks-api/openapi.json", "/openapi.json"):
+            served = proxied.get(path).json()
+            assert served["servers"] == [{"url": "/tasks-api"}]
+            assert served["paths"] == load()["paths"]
+        assert "url: /tasks-api" in proxied.get("/tasks-api/openapi.yaml").text

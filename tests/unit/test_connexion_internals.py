@@ -7,7 +7,6 @@ from typing import Any
 
 import connexion
 from connexion.lifecycle import ConnexionRequest
-from connexion.middleware.swagger_ui import SwaggerUIAPI
 from connexion.validators import AbstractRequestBodyValidator
 
 VERSION = connexion.__version__ if hasattr(connexion, "__version__") else "this version"
@@ -15,11 +14,6 @@ VERSION = connexion.__version__ if hasattr(connexion, "__version__") else "this 
 
 def gone(name: str, user: str) -> str:
     return f"Connexion {VERSION} no longer has {name}, which {user} relies on"
-
-
-def test_the_swagger_ui_api_serves_the_spec_through_a_hook() -> None:
-    for name in ("_spec_for_prefix", "_base_path_for_prefix"):
-        assert hasattr(SwaggerUIAPI, name), gone(f"SwaggerUIAPI.{name}", "handlers/docs.py")
 
 
 def test_body_validators_keep_their_schema_and_required_flag() -> None:
