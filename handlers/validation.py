@@ -61,7 +61,11 @@ def is_date_time(value: object) -> bool:
 
 
 def _with_defaults(validator_class: Any) -> Any:
-    """A validator that fills in each property's `default` from the contract as it validates."""
+    """A validator that fills in each property's `default` from the contract as it validates.
+
+    Connexion's DefaultsJSONRequestBodyValidator.extend_with_set_default does the same but calls
+    setdefault on whatever it meets, so a body that is a JSON array is a 500 there
+    (tests/api/test_errors.py::test_body_must_be_an_object); this one skips non-objects."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def properties(
