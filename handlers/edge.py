@@ -20,6 +20,7 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from handlers.context import app_path
 from handlers.problems import BadRequest, NotAcceptable, NotFound
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -77,7 +78,7 @@ class EdgeMiddleware:
 
     @staticmethod
     def _checked(scope: Scope) -> Scope:
-        path: str = scope["path"]
+        path = app_path(scope)
         if _CONTROL.search(path) or (path.endswith("/") and path != "/" and
                                      not path.startswith(DOCS_PREFIX)):  # fmt: skip
             raise NotFound("There is no resource at this path.")

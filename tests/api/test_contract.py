@@ -75,3 +75,4 @@ def test_under_a_root_path_the_served_contract_names_it(settings: Settings) -> N
             assert served["servers"] == [{"url": "/tasks-api"}]
             assert served["paths"] == load()["paths"]
         assert "url: /tasks-api" in proxied.get("/tasks-api/openapi.yaml").text
+        assert proxied.get("/tasks-api/ui/", headers={"Accept": "text/html"}).status_code == 200
