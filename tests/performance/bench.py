@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,6 +34,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 
 from handlers.security import mint_token
 from persistence.database import connect_arguments
@@ -42,7 +44,11 @@ from tests.live import REPO, TASKS_API, LiveServer, environment, free_port
 
 USERS, TASKS_PER_USER = 100, 200
 SECRET = "bench-" + uuid.uuid4().hex + uuid.uuid4().hex
-SCENARIOS = ("list", "get", "create", "replace", "complete")
+# Each simulated user reuses one token (as a browser session does): the default scenarios. The
+# "cold" ones send a token never seen before with every request, so no server's token cache
+# (tasks-api remembers verified HS256 tokens) can answer; their tokens are minted anew per run.
+SCENARIOS = ("list", "get", "create", "replace", "complete", "list cold", "create cold")
+COLD_TOKENS = 30_000  # more than any server answers in one run
 SERVERS = ("tasks-api", "usual", "floor")
 SCALE_ROWS, DEEP_TASKS, PAGE = 2_000_000, 25_000, 20
 UVICORN = [sys.executable, "-m", "uvicorn", "--log-level", "info", "--no-access-log"]
@@ -139,7 +145,19 @@ end
 """
 
 
+def fresh_token(user: str) -> str:
+    """A token no server has seen: a unique `jti`, otherwise what mint_token signs."""
+    now = int(time.time())
+    claims = {"sub": user, "iat": now, "nbf": now, "exp": now + 7200, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
 def scenario_requests(name: str, ids: list[str]) -> list[tuple[str, str, str, str | None]]:
+    if name.endswith(" cold"):
+        warm = scenario_requests(name.removesuffix(" cold"), ids)
+        return [(method, path, fresh_token(path.split("/")[2]), body)
+                for i in range(COLD_TOKENS)
+                for method, path, _, body in [warm[i % len(warm)]]]  # fmt: skip
     token = {f"bench-{i}": mint_token(SECRET, f"bench-{i}", ttl_seconds=7200) for i in range(USERS)}
     if name == "list":
         return [("GET", f"/api/{u}/tasks", t, None) for u, t in token.items()]
@@ -238,7 +256,7 @@ def benchmark(args: argparse.Namespace) -> Results:
             seeded = asyncio.run(seed(url))
             scripts = {}
             for name in SCENARIOS:
-                scripts[name] = Path(tmp) / f"{name}.lua"
+                scripts[name] = Path(tmp) / f"{name.replace(' ', '-')}.lua"
                 scripts[name].write_text(lua(scenario_requests(name, seeded["ids"])))
             with servers(url, Path(tmp)) as running:
                 for server in running.values():  # warm up
@@ -246,11 +264,14 @@ def benchmark(args: argparse.Namespace) -> Results:
                 for round_ in range(1, args.rounds + 1):
                     for scenario in SCENARIOS:
                         for name in SERVERS:
+                            if scenario.endswith(" cold"):  # tokens no server has seen yet
+                                requests = scenario_requests(scenario, seeded["ids"])
+                                scripts[scenario].write_text(lua(requests))
                             run = drive(running[name], scripts[scenario], args.duration,
                                         args.connections)  # fmt: skip
                             results.add(name, scenario, run)
                             rate = f"{run.requests_per_second:8.0f} req/s"
-                            print(f"round {round_} {scenario:8} {name:9} {rate}", file=sys.stderr)
+                            print(f"round {round_} {scenario:11} {name:9} {rate}", file=sys.stderr)
                 for name, server in running.items():
                     results.peak_rss_mb[name] = peak_rss_mb(server.process.pid)
                 if args.scale:
