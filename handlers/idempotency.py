@@ -21,6 +21,7 @@ import orjson
 from connexion.context import scope as request_scope
 
 from handlers.context import Reply, connection, reply, request_header, state, transaction
+from handlers.jsonifier import JSONIFIER
 from handlers.problems import BadRequest, Conflict, UnprocessableContent
 from persistence import idempotency
 from persistence.database import Connection
@@ -86,10 +87,10 @@ async def run(user_id: str, body: Any, write: Callable[[Connection], Awaitable[A
             headers = {**stored.headers, "Idempotent-Replayed": "true"}
             return Answer(orjson.loads(stored.body), stored.status, headers).reply()
         answer = await write(db)
+        # Stored as the client got it: the same encoder as every response.
+        body = JSONIFIER.dumps(answer.body)
+        stored = idempotency.Stored(fingerprint, answer.status, body, answer.headers)
         await idempotency.remember(
-            db, user_id, key,
-            idempotency.Stored(fingerprint, answer.status, orjson.dumps(answer.body, default=str)
-                               .decode(), answer.headers),
-            ttl_seconds=app.idempotency_key_ttl_seconds,
-        )  # fmt: skip
+            db, user_id, key, stored, ttl_seconds=app.idempotency_key_ttl_seconds
+        )
     return answer.reply()

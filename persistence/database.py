@@ -83,11 +83,17 @@ class InvalidValue(Exception):
     """PostgreSQL refused a value (SQLSTATE class 22, data exception): the client's fault."""
 
 
+def _postgresql_scheme(url: str) -> str:
+    """postgres:// (as Heroku and others write it) spelled postgresql://."""
+    return (
+        "postgresql://" + url.removeprefix("postgres://") if url.startswith("postgres://") else url
+    )
+
+
 def async_url(url: str) -> URL:
     """A PostgreSQL URL (postgres:// or postgresql://) as SQLAlchemy's asyncpg URL, without
     options: engines made by engine_for() take those from connect_arguments()."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
+    url = _postgresql_scheme(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         raise ValueError("DATABASE_URL must be a PostgreSQL URL")
@@ -127,8 +133,7 @@ def connect_arguments(url: str) -> dict[str, Any]:
     """asyncpg.connect() arguments for a PostgreSQL URL: the DSN for asyncpg to read, with the
     options it would misread taken out and translated. ValueError names any option that cannot
     work, so a bad URL stops the server at start instead of failing every request."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
+    url = _postgresql_scheme(url)
     parts = urlsplit(url)
     if parts.scheme.partition("+")[0] != "postgresql":
         raise ValueError("DATABASE_URL must be a PostgreSQL URL")
