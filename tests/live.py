@@ -44,11 +44,17 @@ def environment(**settings: str) -> dict[str, str]:
 class LiveServer:
     """A server command in its own process group, stopped like Ctrl-C in a terminal."""
 
-    def __init__(self, command: Sequence[str], env: dict[str, str], start_timeout: float) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: dict[str, str],
+        start_timeout: float,
+        cwd: Path = REPO,
+    ) -> None:
         self.output: list[str] = []
         self.process = subprocess.Popen(
             list(command),
-            cwd=REPO,
+            cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
