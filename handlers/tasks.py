@@ -85,6 +85,13 @@ async def replace_task(user_id: str, task_id: str, body: dict[str, Any]) -> Repl
     return _answer(task, 200).reply()
 
 
+async def update_task(user_id: str, task_id: str, body: dict[str, Any]) -> Reply:
+    versions = preconditions.if_match(state().require_if_match)
+    async with connection() as db:
+        task = await tasks.update_task(db, user_id, task_id, body, versions=versions)
+    return _answer(task, 200).reply()
+
+
 async def complete_task(user_id: str, task_id: str, body: dict[str, Any] | None = None) -> Reply:
     versions = preconditions.if_match(state().require_if_match)
     completed = (body or {}).get("completed")

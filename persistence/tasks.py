@@ -138,6 +138,15 @@ _SET_COMPLETED = (
 _TOGGLE_COMPLETED = (
     update(tasks).values(completed=not_(tasks.c.completed), **_CHANGED).returning(*tasks.c)
 )
+
+
+@cache
+def _update(names: frozenset[str]) -> Write:
+    """An UPDATE of only these writable columns (a merge patch's fields), one per set of them."""
+    values = {name: value for name, value in _write_values().items() if name in names}
+    return update(tasks).values(**_CHANGED, **values).returning(*tasks.c)
+
+
 _DELETE: Write = delete(tasks).returning(literal_column("1").label("deleted"))
 
 
@@ -247,6 +256,24 @@ async def replace_task(
     return await _conditional(
         connection, _REPLACE, versions, user_id=user_id, task_id=uuid.UUID(task_id),
         **_values(fields),
+    )  # fmt: skip
+
+
+async def update_task(
+    connection: Connection,
+    user_id: str,
+    task_id: str,
+    fields: Mapping[str, Any],
+    *,
+    versions: Sequence[int] | None = None,
+) -> Task | None:
+    """Change only the given writable fields (at least one); None when user_id has no such task,
+    StaleVersion when versions are given and the task is at none of them."""
+    given = frozenset(fields) & frozenset(_WRITABLE)
+    values = {name: value for name, value in _values(fields).items() if name in given}
+    return await _conditional(
+        connection, _update(given), versions, user_id=user_id, task_id=uuid.UUID(task_id),
+        **values,
     )  # fmt: skip
 
 

@@ -56,6 +56,11 @@ def test_statements_per_operation(
     assert count(statements, lambda: client.get(task_url, headers=auth)) == 1
     assert count(statements, lambda: client.put(task_url, json={"title": "z"}, headers=auth)) == 1
     assert count(statements, lambda: client.patch(f"{task_url}/complete", headers=auth)) == 1
+    merge = {**auth, "Content-Type": "application/merge-patch+json"}
+    assert (
+        count(statements, lambda: client.patch(task_url, content=b'{"title": "p"}', headers=merge))
+        == 1
+    )
     tag = {**auth, "If-Match": client.get(task_url, headers=auth).headers["etag"]}
     assert count(statements, lambda: client.put(task_url, json={"title": "c"}, headers=tag)) == 1
     stale = {**auth, "If-Match": '"1"'}

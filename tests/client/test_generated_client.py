@@ -124,6 +124,17 @@ def drive_every_operation(api: Api, user: str) -> None:
         "Buy oat milk", "2 litres", m.Priority.MEDIUM,
     )  # fmt: skip
 
+    patched = api.call(
+        "update_task",
+        user_id=user,
+        task_id=task.id,
+        body=m.TaskPatch.from_dict({"priority": "high", "due_date": None}),
+    ).parsed
+    assert isinstance(patched, m.Task), patched
+    assert (patched.title, patched.priority, patched.due_date) == (
+        "Buy oat milk", m.Priority.HIGH, None,
+    )  # fmt: skip
+
     toggled = api.call("complete_task", user_id=user, task_id=task.id).parsed
     assert toggled.completed is True
     kept = api.call(

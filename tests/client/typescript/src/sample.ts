@@ -66,6 +66,16 @@ const completed = await client.PATCH("/api/{user_id}/tasks/{task_id}/complete", 
 });
 check(completed.data?.completed === true, "complete");
 
+const updated = await client.PATCH("/api/{user_id}/tasks/{task_id}", {
+  params: { path: { ...owner, task_id: task.id } },
+  headers: { "Content-Type": "application/merge-patch+json" },
+  body: { description: "2 litres", due_date: null },
+});
+check(
+  updated.data?.description === "2 litres" && updated.data.title === "Buy oat milk",
+  "a merge patch changes only what it names",
+);
+
 const invalid = await client.POST("/api/{user_id}/tasks", {
   params: { path: owner },
   body: { title: "" },
