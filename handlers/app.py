@@ -18,6 +18,9 @@ from handlers.context import STATE_KEY, AppState
 from handlers.docs import AuthoredSpecMiddleware
 from handlers.edge import EdgeMiddleware
 from handlers.jsonifier import JSONIFIER
+from handlers.mcp import http as mcp_http
+from handlers.mcp.server import create_server
+from handlers.mcp.tools import tools
 from handlers.ownership import OwnershipMiddleware
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
@@ -37,6 +40,8 @@ OURS = [
     (EdgeMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
     # /openapi.json and /openapi.yaml as written (handlers/docs.py)
     (AuthoredSpecMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
+    # /mcp: the same operations as MCP tools (handlers/mcp/)
+    (mcp_http.McpMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
     # path user_id must be the token's subject, after security (handlers/ownership.py)
     (OwnershipMiddleware, MiddlewarePosition.BEFORE_VALIDATION),
 ]
@@ -54,9 +59,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, AppState]]:
-        async with connect(
-            settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
-        ) as database:
+        async with (
+            connect(
+                settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
+            ) as database,
+            mcp_http.serving(agents, settings, verifier) as mcp_endpoint,
+        ):
             if settings.migrate_on_start:
                 await upgrade(database.url)
             if tune_gc:
@@ -75,6 +83,7 @@ def create_app(
                         require_if_match=settings.require_if_match,
                         require_idempotency_key=settings.require_idempotency_key,
                         idempotency_key_ttl_seconds=settings.idempotency_key_ttl_seconds,
+                        mcp=mcp_endpoint,
                     )
                 }
             finally:
@@ -88,9 +97,12 @@ def create_app(
         if settings.validate_responses or m is not ResponseValidationMiddleware
     ]
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=JSONIFIER)
+    options: dict[type, dict[str, Any]] = {
+        AuthoredSpecMiddleware: {"document": contract},
+        mcp_http.McpMiddleware: {"settings": settings},
+    }
     for middleware, position in OURS:
-        options = {"document": contract} if middleware is AuthoredSpecMiddleware else {}
-        app.add_middleware(middleware, position=position, **options)
+        app.add_middleware(middleware, position=position, **options.get(middleware, {}))
     app.add_api(
         contract,
         resolver=RelativeResolver("handlers"),
@@ -99,6 +111,7 @@ def create_app(
         validator_map=VALIDATOR_MAP,
     )
     register_problem_handlers(app, contract["paths"])
+    agents = create_server(tools(contract), app, mcp_http.caller)
     return app
 
 

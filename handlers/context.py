@@ -14,6 +14,8 @@ from starlette.responses import Response
 from persistence.database import Connection, Database
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from handlers.security import TokenVerifier
     from persistence.cursors import Cursors
 
@@ -30,6 +32,7 @@ class AppState:
     require_if_match: bool = False
     require_idempotency_key: bool = False
     idempotency_key_ttl_seconds: int = 86400
+    mcp: ASGIApp | None = None  # the /mcp endpoint (handlers/mcp/http.py)
 
 
 def app_state(scope: Any) -> AppState:

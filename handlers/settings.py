@@ -80,6 +80,7 @@ class Settings:
     idempotency_key_ttl_seconds: int = 86400
     header_timeout_seconds: float = 10.0
     graceful_timeout_seconds: int = 10
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +155,7 @@ class Settings:
             idempotency_key_ttl_seconds=numeric("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, 60, 2592000),
             header_timeout_seconds=numeric("HEADER_TIMEOUT_SECONDS", 10.0, 0.1, 300.0),
             graceful_timeout_seconds=numeric("GRACEFUL_TIMEOUT_SECONDS", 10, 1, 600),
+            public_url=(text("PUBLIC_URL") or "").rstrip("/") or None,
         )
         errors.extend(settings.problems())
         if errors:
@@ -172,6 +174,10 @@ class Settings:
             url = urlsplit(self.jwt_jwks_url)
             if url.scheme != "https" and not (url.scheme == "http" and url.hostname in _LOOPBACK):
                 found.append("JWT_JWKS_URL must be an https:// URL (http:// only on loopback)")
+        if self.public_url is not None:
+            url = urlsplit(self.public_url)
+            if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+                found.append("PUBLIC_URL must be an http:// or https:// URL with no query")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             found.append("LOG_LEVEL must be one of critical, error, warning, info, debug")
         return found
@@ -218,6 +224,14 @@ class Settings:
         if self.jwt_jwks_url is None:
             self.signing_secret()
         self.cursor_key()
+
+    def base_url(self) -> str:
+        """Where clients reach this server: PUBLIC_URL, else http://HOST:PORT (localhost when
+        listening on every interface)."""
+        if self.public_url is not None:
+            return self.public_url
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def cursor_key(self) -> bytes:
         """The key that signs pagination cursors, the same in every worker and host: a key of

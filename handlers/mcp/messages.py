@@ -1,0 +1,127 @@
+"""Words for agents: what a tool call did, and on failure what to do next.
+
+Success messages are written per tool, the way a person would say it; a tool the contract gains
+later gets a plain one until it has its own. Failures use the problem document's own detail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from handlers.mcp.tools import Tool
+
+Task = Mapping[str, Any]
+
+
+def _title(task: Task) -> str:
+    return f"'{task.get('title', '')}'"
+
+
+def _due(task: Task) -> str | None:
+    due = task.get("due_date")
+    if not isinstance(due, str):
+        return None
+    instant = datetime.fromisoformat(due)
+    day = f"{instant.day} {instant:%b %Y}"
+    return (
+        f"due {day}"
+        if (instant.hour, instant.minute) == (0, 0)
+        else f"due {day} {instant:%H:%M} UTC"
+    )
+
+
+def _details(task: Task) -> str:
+    parts = [f"{task.get('priority')} priority"]
+    if due := _due(task):
+        parts.append(due)
+    return f"({', '.join(parts)})"
+
+
+def _added(_arguments: Mapping[str, Any], task: Task) -> str:
+    return f"Added {_title(task)} {_details(task)}."
+
+
+def _got(_arguments: Mapping[str, Any], task: Task) -> str:
+    state = "done" if task.get("completed") else "not done yet"
+    return f"{_title(task)} is {state} {_details(task)}."
+
+
+def _listed(_arguments: Mapping[str, Any], page: Task) -> str:
+    items, total = page.get("items", []), page.get("total", 0)
+    if not total:
+        return "No tasks match."
+    if not items:
+        return f"{total} tasks match, none on this page (offset {page.get('offset')})."
+    first = page.get("offset", 0) + 1
+    shown = (
+        f"{total} task{'s' if total != 1 else ''} match; showing {first}-{first + len(items) - 1}"
+    )
+    more = ": pass next_cursor as cursor for the next page" if page.get("next_cursor") else ""
+    return f"{shown}{more}."
+
+
+def _updated(arguments: Mapping[str, Any], task: Task) -> str:
+    fields = [name for name in arguments if name != "task_id"]
+    return f"Updated {_title(task)}: {', '.join(fields)} changed."
+
+
+def _completed(_arguments: Mapping[str, Any], task: Task) -> str:
+    return f"Marked {_title(task)} as {'done' if task.get('completed') else 'not done'}."
+
+
+def _deleted(arguments: Mapping[str, Any], _body: Any) -> str:
+    return f"Deleted task {arguments.get('task_id')}."
+
+
+SUCCESS: dict[str, Callable[[Mapping[str, Any], Any], str]] = {
+    "add_task": _added,
+    "get_task": _got,
+    "list_tasks": _listed,
+    "update_task": _updated,
+    "complete_task": _completed,
+    "delete_task": _deleted,
+}
+
+
+def success(tool: Tool, arguments: Mapping[str, Any], body: Any) -> str:
+    say = SUCCESS.get(tool.name)
+    return say(arguments, body) if say else f"{tool.name} succeeded."
+
+
+def _argument(error: Mapping[str, Any]) -> str:
+    pointer = error.get("pointer")
+    if isinstance(pointer, str) and pointer:
+        return pointer.removeprefix("/").replace("/", ".")
+    return str(error.get("name") or error.get("location"))
+
+
+def failure(status: int, problem: Any) -> str:
+    """The problem's detail, with each field it names."""
+    if not isinstance(problem, Mapping):
+        return f"The operation failed with HTTP status {status}."
+    detail = str(problem.get("detail") or problem.get("title") or f"HTTP status {status}")
+    # A body field is a top-level argument: "/title" is the argument "title".
+    fields = [
+        f"{_argument(error)}: {error['detail']}"
+        for error in problem.get("errors") or []
+        if isinstance(error, Mapping) and "detail" in error and error["detail"] not in detail
+    ]
+    return f"{detail} {'; '.join(fields)}." if fields else detail
+
+
+def suggestion(tool: Tool, status: int, headers: Mapping[str, str]) -> str:
+    finds = "task_id" in tool.path_parameters
+    if status == 404 and finds:
+        return "Call list_tasks to find the task's id, then try again with it."
+    if status in (400, 422):
+        return "Fix the arguments the message names (see the tool's input schema) and call again."
+    if status in (401, 403):
+        return "The user's sign-in is missing, expired or not valid: ask them to sign in again."
+    if status == 412:
+        return "The task changed meanwhile: call get_task to see it now, then decide again."
+    if status in (409, 429, 503):
+        wait = headers.get("retry-after", "a few")
+        return f"Wait {wait} seconds, then call {tool.name} again with the same arguments."
+    return "Something went wrong on the server; try again later, or tell the user."

@@ -1,0 +1,79 @@
+"""`tasks-api mcp`: the same tools over stdio, for the user whose token is in TASKS_API_TOKEN,
+driven by the official Python SDK client, which starts it as a host would."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+from starlette.testclient import TestClient
+
+from contracts.tools.document import load
+from handlers.mcp.tools import tools
+from tests.conftest import TEST_SECRET, bearer
+from tests.live import TASKS_API, environment
+from tests.mcp.conftest import token_for
+
+
+def stdio_environment(database_url: str, token: str) -> dict[str, str]:
+    return environment(
+        APP_ENV="production",
+        DATABASE_URL=database_url,
+        JWT_SECRET=TEST_SECRET,
+        TASKS_API_TOKEN=token,
+        LOG_LEVEL="warning",
+    )
+
+
+def test_the_tools_over_stdio_act_for_the_tokens_user(
+    database_url: str, client: TestClient
+) -> None:
+    user = f"stdio-{uuid.uuid4().hex[:10]}"
+    params = StdioServerParameters(
+        command=str(TASKS_API), args=["mcp"], env=stdio_environment(database_url, token_for(user))
+    )
+
+    async def work() -> Any:
+        async with Client(params, read_timeout_seconds=60) as mcp:
+            listed = (await mcp.list_tools()).tools
+            made = await mcp.call_tool("add_task", {"title": "over stdio", "priority": "low"})
+            missing = await mcp.call_tool("get_task", {"task_id": str(uuid.uuid4())})
+            return listed, made, missing
+
+    listed, made, missing = asyncio.run(work())
+
+    assert {tool.name: (tool.input_schema, tool.output_schema) for tool in listed} == {
+        name: (tool.input_schema, tool.output_schema) for name, tool in tools(load()).items()
+    }
+    assert made.structured_content["message"] == "Added 'over stdio' (low priority)."
+    task = made.structured_content["data"]
+    assert client.get(f"/api/{user}/tasks/{task['id']}", headers=bearer(user)).json() == task
+    assert missing.is_error
+    assert missing.structured_content["success"] is False
+
+
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [
+        ("", "set TASKS_API_TOKEN to the bearer token of the user to act for"),
+        ("garbage", "TASKS_API_TOKEN is not accepted: The token is malformed."),
+        (token_for("eve", ttl=-120), "TASKS_API_TOKEN is not accepted: The token has expired."),
+    ],
+    ids=["missing", "garbage", "expired"],
+)
+def test_a_missing_or_bad_token_stops_it_with_the_reason(
+    database_url: str, token: str, says: str
+) -> None:
+    run = subprocess.run(
+        [str(TASKS_API), "mcp"], env=stdio_environment(database_url, token),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert run.returncode == 2, run.stderr
+    assert f"tasks-api: {says}" in run.stderr
+    assert run.stdout == ""  # nothing but protocol messages ever reaches stdout
+    assert token == "" or token not in run.stderr
