@@ -22,8 +22,8 @@ ENV_FILE = ".env"
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
-    from handlers.app import create_app
-    from handlers.server import bounded_protocol
+    from handlers.http.app import create_app
+    from handlers.http.server import bounded_protocol
 
     if args.migrate:
         settings = dataclasses.replace(settings, migrate_on_start=True)

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.app import create_app
+from handlers.http.app import create_app
 from handlers.security import mint_token
 from handlers.settings import Settings
 from persistence.database import connect_arguments

@@ -50,7 +50,7 @@ async def running(app: ASGIApp) -> AsyncIterator[dict[str, Any]]:
 
 async def serve(settings: Settings, token: str | None) -> None:
     """Serve the tools over stdin/stdout until the host closes them."""
-    from handlers.app import create_app
+    from handlers.http.app import create_app
 
     if not token:
         raise SettingsError(f"set {TOKEN_VARIABLE} to the bearer token of the user to act for")

@@ -11,8 +11,8 @@ import httpx
 import psutil
 import pytest
 
+from handlers.http.server import MAX_HEAD_BYTES
 from handlers.security import mint_token
-from handlers.server import MAX_HEAD_BYTES
 from tests.conftest import TEST_SECRET
 from tests.live import TASKS_API, LiveServer, environment, free_port
 

@@ -21,7 +21,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.app import create_app
+from handlers.http.app import create_app
 from handlers.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.identity.jwks_server import JwksServer, SigningKey

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.app import create_app
+from handlers.http.app import create_app
 from handlers.settings import Settings
 from tests.identity.jwks_server import JwksServer, SigningKey
 from tests.live import REPO

@@ -20,8 +20,8 @@ def test_body_validators_keep_their_schema_and_required_flag() -> None:
     validator = AbstractRequestBodyValidator(
         schema={"type": "object"}, required=True, encoding="utf-8", strict_validation=True
     )
-    assert validator._schema == {"type": "object"}, gone("._schema", "handlers/validation.py")
-    assert validator._required is True, gone("._required", "handlers/validation.py")
+    assert validator._schema == {"type": "object"}, gone("._schema", "handlers/http/validation.py")
+    assert validator._required is True, gone("._required", "handlers/http/validation.py")
 
 
 def test_the_token_claims_live_under_the_connexion_context_scope_key() -> None:
@@ -29,5 +29,5 @@ def test_the_token_claims_live_under_the_connexion_context_scope_key() -> None:
                              "headers": []}  # fmt: skip
     ConnexionRequest(scope).context["user"] = "alice"
     assert scope["extensions"]["connexion_context"]["user"] == "alice", gone(
-        "the connexion_context scope key", "handlers/ownership.py"
+        "the connexion_context scope key", "handlers/http/ownership.py"
     )

@@ -6,8 +6,8 @@ import pytest
 from connexion.lifecycle import ConnexionRequest
 from connexion.uri_parsing import OpenAPIURIParser
 
+from handlers.http.validation import StrictParameterValidator
 from handlers.problems import BadRequest
-from handlers.validation import StrictParameterValidator
 
 SESSION = {"name": "session", "in": "cookie", "required": True,
            "schema": {"type": "string", "minLength": 8}}  # fmt: skip

@@ -15,17 +15,17 @@ from connexion.resolver import RelativeResolver
 
 from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
-from handlers.docs import AuthoredSpecMiddleware
-from handlers.edge import EdgeMiddleware
+from handlers.http.docs import AuthoredSpecMiddleware
+from handlers.http.edge import EdgeMiddleware
+from handlers.http.ownership import OwnershipMiddleware
+from handlers.http.validation import VALIDATOR_MAP
 from handlers.jsonifier import JSONIFIER
 from handlers.mcp import http as mcp_http
 from handlers.mcp.server import create_server
 from handlers.mcp.tools import tools
-from handlers.ownership import OwnershipMiddleware
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
 from handlers.settings import Settings
-from handlers.validation import VALIDATOR_MAP
 from persistence.cursors import Cursors
 from persistence.database import connect
 from persistence.schema import upgrade
@@ -36,13 +36,13 @@ GC_THRESHOLD = 50_000
 # security, validation, lifespan, context), with ours inserted at its documented positions.
 # Every request passes them in order; the handler runs after the last.
 OURS = [
-    # odd paths, repeated headers, Accept, media-type casing (handlers/edge.py)
+    # odd paths, repeated headers, Accept, media-type casing (handlers/http/edge.py)
     (EdgeMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
-    # /openapi.json and /openapi.yaml as written (handlers/docs.py)
+    # /openapi.json and /openapi.yaml as written (handlers/http/docs.py)
     (AuthoredSpecMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
     # /mcp: the same operations as MCP tools (handlers/mcp/)
     (mcp_http.McpMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
-    # path user_id must be the token's subject, after security (handlers/ownership.py)
+    # path user_id must be the token's subject, after security (handlers/http/ownership.py)
     (OwnershipMiddleware, MiddlewarePosition.BEFORE_VALIDATION),
 ]
 
@@ -116,5 +116,5 @@ def create_app(
 
 
 def app_from_env() -> AsyncApp:
-    """Factory for ASGI servers: `uvicorn --factory handlers.app:app_from_env`."""
+    """Factory for ASGI servers: `uvicorn --factory handlers.http.app:app_from_env`."""
     return create_app(Settings.from_env())
