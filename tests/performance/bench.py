@@ -48,6 +48,10 @@ SECRET = "bench-" + uuid.uuid4().hex + uuid.uuid4().hex
 # "cold" ones send a token never seen before with every request, so no server's token cache
 # (tasks-api remembers verified HS256 tokens) can answer; their tokens are minted anew per run.
 SCENARIOS = ("list", "get", "create", "replace", "complete", "list cold", "create cold")
+# The same operations as MCP tool calls (Streamable HTTP, protocol 2026-07-28: one POST each),
+# on tasks-api only, against its REST operation in the same run.
+MCP_SCENARIOS = {"mcp add_task": "create", "mcp list_tasks": "list"}
+MCP_VERSION = "2026-07-28"
 COLD_TOKENS = 30_000  # more than any server answers in one run
 SERVERS = ("tasks-api", "usual", "floor")
 SCALE_ROWS, DEEP_TASKS, PAGE = 2_000_000, 25_000, 20
@@ -124,8 +128,13 @@ async def grow(url: str) -> None:
 # --- the load ---------------------------------------------------------------------------------
 
 
-def lua(requests: list[tuple[str, str, str, str | None]]) -> str:
-    """A wrk script cycling through (method, path, token, body) requests."""
+def lua(
+    requests: list[tuple[str, str, str, str | None]], extra: dict[str, str] | None = None
+) -> str:
+    """A wrk script cycling through (method, path, token, body) requests, with extra headers."""
+    extra_lines = "".join(
+        f"  headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (extra or {}).items()
+    )
     entries = ",\n".join(
         "{%s, %s, %s, %s}" % (json.dumps(m), json.dumps(p), json.dumps("Bearer " + t),  # noqa: UP031
                               json.dumps(b) if b is not None else "nil")
@@ -140,7 +149,7 @@ request = function()
   i = i + 1
   local r = requests[(i % #requests) + 1]
   local headers = {{["Authorization"] = r[3], ["Content-Type"] = "application/json"}}
-  return wrk.format(r[1], r[2], headers, r[4])
+{extra_lines}  return wrk.format(r[1], r[2], headers, r[4])
 end
 """
 
@@ -152,6 +161,19 @@ def fresh_token(user: str) -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
+def mcp_call(tool: str, arguments: dict[str, Any]) -> str:
+    """A tools/call JSON-RPC request in the 2026-07-28 per-request envelope."""
+    meta = {"io.modelcontextprotocol/protocolVersion": MCP_VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
+    params = {"name": tool, "arguments": arguments, "_meta": meta}
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+
+
+def mcp_headers(tool: str) -> dict[str, str]:
+    return {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MCP_VERSION,
+            "Mcp-Method": "tools/call", "Mcp-Name": tool}  # fmt: skip
+
+
 def scenario_requests(name: str, ids: list[str]) -> list[tuple[str, str, str, str | None]]:
     if name.endswith(" cold"):
         warm = scenario_requests(name.removesuffix(" cold"), ids)
@@ -159,6 +181,12 @@ def scenario_requests(name: str, ids: list[str]) -> list[tuple[str, str, str, st
                 for i in range(COLD_TOKENS)
                 for method, path, _, body in [warm[i % len(warm)]]]  # fmt: skip
     token = {f"bench-{i}": mint_token(SECRET, f"bench-{i}", ttl_seconds=7200) for i in range(USERS)}
+    if name == "mcp list_tasks":
+        return [("POST", "/mcp", t, mcp_call("list_tasks", {})) for t in token.values()]
+    if name == "mcp add_task":
+        body = mcp_call("add_task", {"title": "Benchmark task", "priority": "high"})
+        return [("POST", "/mcp", mint_token(SECRET, f"bench-mcp-{i}", ttl_seconds=7200), body)
+                for i in range(USERS)]  # fmt: skip
     if name == "list":
         return [("GET", f"/api/{u}/tasks", t, None) for u, t in token.items()]
     if name == "create":
@@ -246,6 +274,20 @@ def servers(url: str, data_dir: Path) -> Iterator[dict[str, LiveServer]]:
 # --- the run ----------------------------------------------------------------------------------
 
 
+def check_mcp(url: str) -> None:
+    """The MCP requests wrk sends succeed as tool calls (a failed call is still HTTP 200)."""
+    token = mint_token(SECRET, "bench-0", ttl_seconds=600)
+    for tool, arguments in (("list_tasks", {}), ("add_task", {"title": "check"})):
+        response = httpx.post(
+            f"{url}/mcp", content=mcp_call(tool, arguments),
+            headers={**mcp_headers(tool), "Authorization": f"Bearer {token}",
+                     "Content-Type": "application/json"},
+        )  # fmt: skip
+        result = response.json().get("result", {})
+        if response.status_code != 200 or result.get("isError") is not False:
+            raise SystemExit(f"MCP {tool} does not succeed: {response.status_code} {response.text}")
+
+
 def benchmark(args: argparse.Namespace) -> Results:
     results = Results()
     with tempfile.TemporaryDirectory(prefix="tasks-bench-") as tmp:
@@ -255,15 +297,17 @@ def benchmark(args: argparse.Namespace) -> Results:
             asyncio.run(upgrade(url))
             seeded = asyncio.run(seed(url))
             scripts = {}
-            for name in SCENARIOS:
+            for name in (*SCENARIOS, *MCP_SCENARIOS):
                 scripts[name] = Path(tmp) / f"{name.replace(' ', '-')}.lua"
-                scripts[name].write_text(lua(scenario_requests(name, seeded["ids"])))
+                extra = mcp_headers(name.removeprefix("mcp ")) if name in MCP_SCENARIOS else None
+                scripts[name].write_text(lua(scenario_requests(name, seeded["ids"]), extra))
             with servers(url, Path(tmp)) as running:
                 for server in running.values():  # warm up
                     drive(server, scripts["list"], 2, args.connections)
+                check_mcp(running["tasks-api"].url)
                 for round_ in range(1, args.rounds + 1):
-                    for scenario in SCENARIOS:
-                        for name in SERVERS:
+                    for scenario in (*SCENARIOS, *MCP_SCENARIOS):
+                        for name in SERVERS if scenario in SCENARIOS else ("tasks-api",):
                             if scenario.endswith(" cold"):  # tokens no server has seen yet
                                 requests = scenario_requests(scenario, seeded["ids"])
                                 scripts[scenario].write_text(lua(requests))
@@ -342,8 +386,26 @@ def report(results: Results) -> tuple[str, dict[str, Any]]:
     lines.append("| scenario | tasks-api / usual | tasks-api / floor |")
     lines.append("|---|---:|---:|")
     for scenario, entry in summary["scenarios"].items():
+        if "ratio_to_usual" not in entry:
+            continue
         lines.append(
             f"| {scenario} | {entry['ratio_to_usual']:.2f}x | {entry['ratio_to_floor']:.2f}x |"
+        )
+    lines += [
+        "",
+        "| MCP tool | calls/s | p50 ms | p99 ms | CPU ms/call | REST req/s | MCP / REST |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, operation in MCP_SCENARIOS.items():
+        m = {k: results.median("tasks-api", scenario, k) for k in
+             ("requests_per_second", "p50_ms", "p99_ms", "cpu_ms_per_request")}  # fmt: skip
+        rest = summary["scenarios"][operation]["tasks-api"]["requests_per_second"]
+        ratio = m["requests_per_second"] / rest
+        summary["scenarios"][scenario] = {"tasks-api": m, "ratio_to_rest": ratio}
+        lines.append(
+            f"| {scenario.removeprefix('mcp ')} | {m['requests_per_second']:.0f} | "
+            f"{m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['cpu_ms_per_request']:.2f} | "
+            f"{rest:.0f} | {ratio:.2f}x |"
         )
     lines.append("")
     lines.append(
@@ -366,6 +428,8 @@ def targets(summary: dict[str, Any]) -> dict[str, bool]:
         found[f"{scenario} >= 3x the usual stack"] = s[scenario]["ratio_to_usual"] >= 3
         found[f"{scenario} >= 0.5x the floor"] = s[scenario]["ratio_to_floor"] >= 0.5
         found[f"{scenario} p99 <= 150 ms"] = s[scenario]["tasks-api"]["p99_ms"] <= 150
+    for scenario, operation in MCP_SCENARIOS.items():
+        found[f"{scenario} >= 0.5x REST {operation}"] = s[scenario]["ratio_to_rest"] >= 0.5
     found["peak RSS per worker <= 150 MB"] = summary["peak_rss_mb"]["tasks-api"] <= 150
     scale = summary["scale"]
     if scale:
