@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -90,6 +91,14 @@ def client_with(settings: Settings, **changes: Any) -> Iterator[TestClient]:
 
 def bearer(subject: str, secret: str = TEST_SECRET) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(secret, subject)}"}
+
+
+@pytest.fixture(scope="session")
+def typescript_build() -> Path:
+    """The TypeScript samples (tests/client/typescript), compiled once a session."""
+    from tests.client.typescript_package import build
+
+    return build()
 
 
 @pytest.fixture
