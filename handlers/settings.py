@@ -81,6 +81,7 @@ class Settings:
     header_timeout_seconds: float = 10.0
     graceful_timeout_seconds: int = 10
     public_url: str | None = None
+    mcp_enabled: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +157,7 @@ class Settings:
             header_timeout_seconds=numeric("HEADER_TIMEOUT_SECONDS", 10.0, 0.1, 300.0),
             graceful_timeout_seconds=numeric("GRACEFUL_TIMEOUT_SECONDS", 10, 1, 600),
             public_url=(text("PUBLIC_URL") or "").rstrip("/") or None,
+            mcp_enabled=flag("MCP_ENABLED", True),
         )
         errors.extend(settings.problems())
         if errors:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from connexion import AsyncApp, ConnexionMiddleware
@@ -20,9 +20,6 @@ from handlers.http.edge import EdgeMiddleware
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.validation import VALIDATOR_MAP
 from handlers.jsonifier import JSONIFIER
-from handlers.mcp import http as mcp_http
-from handlers.mcp.server import create_server
-from handlers.mcp.tools import tools
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
 from handlers.settings import Settings
@@ -40,8 +37,6 @@ OURS = [
     (EdgeMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
     # /openapi.json and /openapi.yaml as written (handlers/http/docs.py)
     (AuthoredSpecMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
-    # /mcp: the same operations as MCP tools (handlers/mcp/)
-    (mcp_http.McpMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
     # path user_id must be the token's subject, after security (handlers/http/ownership.py)
     (OwnershipMiddleware, MiddlewarePosition.BEFORE_VALIDATION),
 ]
@@ -63,7 +58,7 @@ def create_app(
             connect(
                 settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
             ) as database,
-            mcp_http.serving(agents, settings, verifier) as mcp_endpoint,
+            mcp_serving() as mcp_endpoint,
         ):
             if settings.migrate_on_start:
                 await upgrade(database.url)
@@ -97,12 +92,10 @@ def create_app(
         if settings.validate_responses or m is not ResponseValidationMiddleware
     ]
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=JSONIFIER)
-    options: dict[type, dict[str, Any]] = {
-        AuthoredSpecMiddleware: {"document": contract},
-        mcp_http.McpMiddleware: {"settings": settings},
-    }
+    options: dict[type, dict[str, Any]] = {AuthoredSpecMiddleware: {"document": contract}}
     for middleware, position in OURS:
         app.add_middleware(middleware, position=position, **options.get(middleware, {}))
+    mcp_serving = _mount_mcp(app, contract, settings, verifier)
     app.add_api(
         contract,
         resolver=RelativeResolver("handlers"),
@@ -111,8 +104,26 @@ def create_app(
         validator_map=VALIDATOR_MAP,
     )
     register_problem_handlers(app, contract["paths"])
-    agents = create_server(tools(contract), app, mcp_http.caller)
     return app
+
+
+def _mount_mcp(
+    app: AsyncApp, contract: dict[str, Any], settings: Settings, verifier: TokenVerifier
+) -> Callable[[], AbstractAsyncContextManager[Any]]:
+    """/mcp: the same operations as MCP tools (handlers/mcp/), beside the docs in the pipeline;
+    what the lifespan runs to serve it. With MCP_ENABLED=false the MCP SDK is never imported
+    (it costs about 35 MB and a second of start-up per process)."""
+    if not settings.mcp_enabled:
+        return lambda: nullcontext(None)
+    from handlers.mcp import http as mcp_http
+    from handlers.mcp.server import create_server
+    from handlers.mcp.tools import tools
+
+    app.add_middleware(
+        mcp_http.McpMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, settings=settings
+    )
+    agents = create_server(tools(contract), app, mcp_http.caller)
+    return lambda: mcp_http.serving(agents, settings, verifier)
 
 
 def app_from_env() -> AsyncApp:
