@@ -24,7 +24,8 @@ def test_with_mcp_off_the_sdk_is_not_loaded() -> None:
         "import sys\n"
         "from handlers.http.app import create_app\n"
         "from handlers.settings import Settings\n"
-        "settings = Settings(database_url='postgresql://u@127.0.0.1/x', jwt_secret='s' * 48, FLAG)\n"
+        "url = 'postgresql://u@127.0.0.1/x'\n"
+        "settings = Settings(database_url=url, jwt_secret='s' * 48, FLAG)\n"
         "create_app(settings)\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'mcp', 'mcp_types'}))\n"
     )
