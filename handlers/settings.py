@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import re
 import secrets
@@ -232,7 +233,7 @@ class Settings:
         listening on every interface)."""
         if self.public_url is not None:
             return self.public_url
-        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        host = "localhost" if _unspecified(self.host) else self.host
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def cursor_key(self) -> bytes:
@@ -267,6 +268,14 @@ class Settings:
                 else "JWT_SECRET is required to sign tokens when JWT_JWKS_URL is set"
             )
         return secret
+
+
+def _unspecified(host: str) -> bool:
+    """Whether host means every interface (0.0.0.0, ::), which no client can connect to."""
+    try:
+        return not host or ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        return False
 
 
 def database_url_problems(url: str) -> list[str]:

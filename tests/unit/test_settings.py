@@ -197,3 +197,32 @@ def test_unusable_database_urls_are_refused_without_echoing_them(url: str, messa
     with pytest.raises(SettingsError, match=message) as error:
         Settings.from_env({"DATABASE_URL": url})
     assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"HOST": "0.0.0.0", "PORT": "9000"}, "http://localhost:9000"),
+        ({"HOST": "::"}, "http://localhost:8000"),
+        ({"HOST": "::1"}, "http://[::1]:8000"),
+        ({"PUBLIC_URL": "https://tasks.example.com/"}, "https://tasks.example.com"),
+    ],
+)
+def test_the_public_url_is_where_clients_reach_the_server(
+    environ: dict[str, str], url: str
+) -> None:
+    assert Settings.from_env(environ).base_url() == url
+
+
+@pytest.mark.parametrize(
+    "value", ["tasks.example.com", "ftp://x.example", "https://x.example/?a=1"]
+)
+def test_a_public_url_must_be_a_plain_http_url(value: str) -> None:
+    with pytest.raises(SettingsError, match="PUBLIC_URL must be an http"):
+        Settings.from_env({"PUBLIC_URL": value})
+
+
+def test_mcp_can_be_turned_off() -> None:
+    assert Settings.from_env({}).mcp_enabled is True
+    assert Settings.from_env({"MCP_ENABLED": "false"}).mcp_enabled is False
