@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import mcp_types as types
 import orjson
@@ -99,14 +99,14 @@ def request_for(tool: Tool, arguments: Mapping[str, Any], caller: Caller) -> dic
             (b"content-type", tool.body_media_type.encode("latin-1")),
             (b"content-length", str(len(body)).encode("latin-1")),
         ]
-    raw_path = caller.root_path + path
+    raw_path = caller.root_path + path  # ASGI: `path` decoded, `raw_path` as sent
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": "1.1",
         "method": tool.method,
         "scheme": "http",
-        "path": raw_path,
+        "path": unquote(raw_path),
         "raw_path": raw_path.encode("latin-1"),
         "root_path": caller.root_path,
         "query_string": urlencode(query).encode("latin-1"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -121,6 +122,19 @@ def test_tools_and_rest_see_the_same_tasks(live: str, alice: str, api: httpx.Cli
     assert api.get(f"/tasks/{made['data']['id']}").json()["title"] == "from a tool"
     _, got = call(live, token_for(alice), "get_task", {"task_id": by_rest["id"]})
     assert got["data"] == api.get(f"/tasks/{by_rest['id']}").json()
+
+
+@pytest.mark.parametrize(
+    "subject", ["auth0|5f1c:x@example.com", "user_2NNEqL2nrIRdJ194ndJqAHwEfxC"]
+)
+def test_identity_provider_subjects_act_as_themselves(live: str, subject: str) -> None:
+    subject = f"{subject}-{uuid.uuid4().hex[:6]}"
+    is_error, made = call(live, token_for(subject), "add_task", {"title": "mine"})
+    assert not is_error, made
+    assert made["data"]["user_id"] == subject
+    with httpx.Client(base_url=live, headers=bearer(subject)) as http:
+        path = f"/api/{quote(subject, safe='')}/tasks/{made['data']['id']}"
+        assert http.get(path).json() == made["data"]
 
 
 def test_the_list_pages_with_a_cursor(live: str, alice: str) -> None:

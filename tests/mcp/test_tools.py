@@ -124,8 +124,8 @@ def test_a_call_becomes_the_operations_request_for_the_tokens_user() -> None:
         },
     )
     ((scope, body),) = app.requests
-    assert (scope["method"], scope["path"], scope["query_string"]) == (
-        "PUT", "/v1/api/ann/notes/n%201", b"draft=true",
+    assert (scope["method"], scope["path"], scope["raw_path"], scope["query_string"]) == (
+        "PUT", "/v1/api/ann/notes/n 1", b"/v1/api/ann/notes/n%201", b"draft=true",
     )  # fmt: skip
     headers = dict(scope["headers"])
     assert headers[b"authorization"] == b"Bearer the-token"
