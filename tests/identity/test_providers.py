@@ -94,3 +94,41 @@ def test_readme_settings_accept_the_providers_tokens_and_refuse_others(
     for claims in wrong:
         assert status(claims) == 401, claims
     assert status(good, SigningKey.generate(key.algorithm)) == 401
+
+
+def mcp_call(client: TestClient, token: str, tool: str, arguments: dict[str, Any]) -> Any:
+    """One tools/call in the 2026-07-28 per-request envelope, as raw HTTP."""
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
+    return client.post(
+        "/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+              "params": {"name": tool, "arguments": arguments, "_meta": meta}},
+        headers={"Authorization": f"Bearer {token}", "Host": "127.0.0.1:8000",
+                 "Accept": "application/json, text/event-stream", "Mcp-Method": "tools/call",
+                 "MCP-Protocol-Version": "2026-07-28", "Mcp-Name": tool},
+    )  # fmt: skip
+
+
+def test_the_providers_tokens_work_for_mcp_tools_too(
+    provider: str, deployment: tuple[TestClient, SigningKey, str, dict[str, str]]
+) -> None:
+    client, key, issuer, printed = deployment
+    user = ("user_" if provider == "clerk" else "") + secrets.token_hex(12)
+    if provider == "clerk":
+        good = clerk_claims(issuer, user, printed["JWT_AUTHORIZED_PARTIES"].split(",")[0])
+    else:
+        good = better_auth_claims(issuer, user)
+
+    answer = mcp_call(client, key.sign(good), "add_task", {"title": "from an agent"})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["result"]
+    assert result["isError"] is False
+    assert result["structuredContent"]["data"]["user_id"] == user
+
+    forged = mcp_call(client, SigningKey.generate(key.algorithm).sign(good), "list_tasks", {})
+    assert forged.status_code == 401
+    metadata_url = "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"
+    assert f'resource_metadata="{metadata_url}"' in forged.headers["www-authenticate"]
+    metadata = client.get("/.well-known/oauth-protected-resource/mcp").json()
+    assert metadata["authorization_servers"] == [issuer]
