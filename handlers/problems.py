@@ -77,6 +77,10 @@ class NotFound(Problem):
     status_code_default = HTTPStatus.NOT_FOUND
 
 
+class MethodNotAllowed(Problem):
+    status_code_default = HTTPStatus.METHOD_NOT_ALLOWED
+
+
 class NotAcceptable(Problem):
     status_code_default = HTTPStatus.NOT_ACCEPTABLE
 

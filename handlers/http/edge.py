@@ -26,7 +26,8 @@ from handlers.problems import BadRequest, NotAcceptable, NotFound
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Connexion serves its docs under this prefix, with the trailing slash of a directory.
 DOCS_PREFIX = "/ui/"
-NOT_JSON_PREFIXES = ("/ui", "/openapi.")  # the docs, /openapi.json and /openapi.yaml
+# The docs, /openapi.json and /openapi.yaml; /mcp, whose SDK judges Accept by MCP's own rules.
+NOT_JSON_PREFIXES = ("/ui", "/openapi.", "/mcp")
 JSON_RANGES = frozenset({"*/*", "application/*", "application/json", "application/problem+json"})
 # Fields defined as a single value; repeating one is ambiguous, so it is refused.
 SINGLETONS = (b"authorization", b"content-type", b"content-length", b"host", b"idempotency-key")

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from handlers.context import app_path, app_state
 from handlers.mcp.server import Caller
-from handlers.problems import Unauthorized
+from handlers.problems import MethodNotAllowed, Unauthorized
 from handlers.security import TokenVerifier
 from handlers.settings import Settings
 
@@ -130,12 +130,21 @@ class McpMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = app_path(scope)
+            path, method = app_path(scope), scope["method"]
             endpoint = app_state(scope).mcp if path == PATH else None
             if endpoint is not None:
+                if method != "POST":  # stateless: no GET stream to hold open, no session to end
+                    raise MethodNotAllowed(
+                        "The MCP endpoint answers POST only (stateless Streamable HTTP).",
+                        headers={"Allow": "POST"},
+                    )
                 await endpoint(scope, receive, send)
                 return
             if path == METADATA_PATH:
+                if method not in ("GET", "HEAD"):
+                    raise MethodNotAllowed(
+                        "Read the metadata with GET.", headers={"Allow": "GET, HEAD"}
+                    )
                 await JSONResponse(self.metadata)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -282,3 +282,16 @@ def test_the_protected_resource_metadata_names_this_resource(live: str) -> None:
         "bearer_methods_supported": ["header"],
         "resource_name": "Tasks API",
     }
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+def test_only_post_reaches_mcp_so_no_stream_is_held_open(
+    live: str, alice: str, method: str
+) -> None:
+    headers = {"Authorization": f"Bearer {token_for(alice)}", "Accept": "text/event-stream"}
+    response = httpx.request(method, f"{live}/mcp", headers=headers, timeout=10)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.headers["content-type"] == "application/problem+json"
+    metadata = httpx.post(f"{live}/.well-known/oauth-protected-resource/mcp")
+    assert (metadata.status_code, metadata.headers["allow"]) == (405, "GET, HEAD")
