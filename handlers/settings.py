@@ -73,6 +73,7 @@ class Settings:
     db_pool_size: int = 10
     log_level: str = "info"
     access_log: bool = True
+    log_format: Literal["json", "text"] = "json"
     validate_responses: bool = False
     migrate_on_start: bool = False
     cursor_secret: str | None = None
@@ -130,6 +131,13 @@ class Settings:
             errors.append("APP_ENV must be 'development' or 'production'")
             environment = "production"
 
+        log_format: Literal["json", "text"] = "text" if environment == "development" else "json"
+        chosen = (text("LOG_FORMAT") or log_format).lower()
+        if chosen in ("json", "text"):
+            log_format = "json" if chosen == "json" else "text"
+        else:
+            errors.append("LOG_FORMAT must be 'json' or 'text'")
+
         settings = cls(
             environment="development" if environment == "development" else "production",
             database_url=text("DATABASE_URL"),
@@ -149,6 +157,7 @@ class Settings:
             db_pool_size=numeric("DB_POOL_SIZE", 10, 1, 200),
             log_level=(text("LOG_LEVEL") or "info").lower(),
             access_log=flag("ACCESS_LOG", True),
+            log_format=log_format,
             validate_responses=flag("VALIDATE_RESPONSES", False),
             migrate_on_start=flag("MIGRATE_ON_START", False),
             cursor_secret=text("CURSOR_SECRET"),

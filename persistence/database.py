@@ -14,6 +14,7 @@ import asyncio
 import shlex
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,17 @@ class Statement:
         return [values[name] if name in values else self.constants[name] for name in self.names]
 
 
+# The statements the current request has run (a one-item list), for its log line; set by the
+# HTTP adapter for each request, None outside one.
+statement_count: ContextVar[list[int] | None] = ContextVar("statement_count", default=None)
+
+
+def _counted() -> None:
+    counter = statement_count.get()
+    if counter is not None:
+        counter[0] += 1
+
+
 class Connection:
     """One pooled connection, running compiled statements and returning rows as dicts."""
 
@@ -209,10 +221,12 @@ class Connection:
         self._raw = raw
 
     async def fetch_all(self, statement: Statement, **values: Any) -> list[Row]:
+        _counted()
         records = await self._raw.fetch(statement.sql, *statement.arguments(values))
         return [dict(record) for record in records]
 
     async def fetch_one(self, statement: Statement, **values: Any) -> Row | None:
+        _counted()
         record = await self._raw.fetchrow(statement.sql, *statement.arguments(values))
         return None if record is None else dict(record)
 

@@ -17,6 +17,7 @@ from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
 from handlers.http.docs import AuthoredSpecMiddleware
 from handlers.http.edge import EdgeMiddleware
+from handlers.http.observe import RequestLogMiddleware
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.validation import VALIDATOR_MAP
 from handlers.jsonifier import JSONIFIER
@@ -33,6 +34,8 @@ GC_THRESHOLD = 50_000
 # security, validation, lifespan, context), with ours inserted at its documented positions.
 # Every request passes them in order; the handler runs after the last.
 OURS = [
+    # X-Request-ID, and one log line per request (handlers/http/observe.py)
+    (RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # odd paths, repeated headers, Accept, media-type casing (handlers/http/edge.py)
     (EdgeMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
     # /openapi.json and /openapi.yaml as written (handlers/http/docs.py)
@@ -92,7 +95,10 @@ def create_app(
         if settings.validate_responses or m is not ResponseValidationMiddleware
     ]
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=JSONIFIER)
-    options: dict[type, dict[str, Any]] = {AuthoredSpecMiddleware: {"document": contract}}
+    options: dict[type, dict[str, Any]] = {
+        AuthoredSpecMiddleware: {"document": contract},
+        RequestLogMiddleware: {"log_requests": settings.access_log},
+    }
     for middleware, position in OURS:
         app.add_middleware(middleware, position=position, **options.get(middleware, {}))
     mcp_serving = _mount_mcp(app, contract, settings, verifier)

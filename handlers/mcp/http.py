@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from handlers.context import app_path, app_state
+from handlers.logs import SCOPE_KEY
 from handlers.mcp.server import Caller
 from handlers.problems import MethodNotAllowed, Unauthorized
 from handlers.security import TokenVerifier
@@ -73,7 +74,10 @@ async def caller(ctx: ServerRequestContext[Any, Any]) -> Caller:
     if not isinstance(user, AuthenticatedUser):  # the SDK answered 401 before; never reached
         raise PermissionError("no verified token on this request")
     token = user.access_token
-    return Caller(token.token, str(token.subject), scope["state"], scope.get("root_path", ""))
+    request_id = scope.get("extensions", {}).get(SCOPE_KEY)
+    return Caller(
+        token.token, str(token.subject), scope["state"], scope.get("root_path", ""), request_id
+    )
 
 
 def metadata(settings: Settings) -> dict[str, Any]:

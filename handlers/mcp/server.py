@@ -37,6 +37,7 @@ class Caller:
     subject: str
     state: Mapping[str, Any]
     root_path: str = ""
+    request_id: str | None = None  # the MCP request's, so its tool call's log line shares it
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def request_for(tool: Tool, arguments: Mapping[str, Any], caller: Caller) -> dic
         (b"accept", b"application/json"),
         (b"host", b"mcp.internal"),
     ]
+    if caller.request_id is not None:
+        headers.append((b"x-request-id", caller.request_id.encode("latin-1")))
     if body:
         assert tool.body_media_type is not None  # noqa: S101 - fields imply a body schema
         headers += [

@@ -93,7 +93,7 @@ class RecordingApp:
 
 
 def call_through(app: RecordingApp, arguments: dict[str, Any]) -> Any:
-    caller = Caller("the-token", "ann", {"answer": 42}, root_path="/v1")
+    caller = Caller("the-token", "ann", {"answer": 42}, root_path="/v1", request_id="rid-7")
 
     async def resolve(_ctx: Any) -> Caller:
         return caller
@@ -129,6 +129,7 @@ def test_a_call_becomes_the_operations_request_for_the_tokens_user() -> None:
     )  # fmt: skip
     headers = dict(scope["headers"])
     assert headers[b"authorization"] == b"Bearer the-token"
+    assert headers[b"x-request-id"] == b"rid-7"  # the MCP request's id, on its tool call's line
     assert headers[b"content-type"] == b"application/json"
     assert (scope["state"], scope["root_path"]) == ({"answer": 42}, "/v1")
     assert orjson.loads(body) == {"text": "hi"}

@@ -1,0 +1,67 @@
+"""Logs: one line per request, JSON in production and readable text in development, through
+structlog; every other library's log records (uvicorn, Connexion, Alembic) are rendered the same
+way and carry the request id of the request they belong to. Nothing here ever logs a header."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import Any, Literal
+
+import structlog
+
+LogFormat = Literal["json", "text"]
+REQUESTS = "tasks_api.requests"
+
+# Where the HTTP adapter keeps a request's id in its ASGI scope (under "extensions").
+SCOPE_KEY = "tasks_api.request_id"
+# The id of the request being served (X-Request-ID), for problem documents and log records.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def _add_request_id(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    current = request_id.get()
+    if current is not None:
+        event.setdefault("request_id", current)
+    return event
+
+
+def configure(level: str, log_format: LogFormat) -> None:
+    """Route every log record to stderr through structlog's renderer, at level."""
+    shared: list[Any] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_request_id,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    # JSON lines carry a traceback as text; the console renderer prints exc_info itself.
+    finish: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if log_format == "json":
+        finish.append(structlog.processors.format_exc_info)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared, processors=[*finish, renderer]
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def requests_logger() -> Any:
+    return structlog.get_logger(REQUESTS)
