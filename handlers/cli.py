@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import sys
 import warnings
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
 
@@ -27,18 +30,57 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     if args.migrate:
         settings = dataclasses.replace(settings, migrate_on_start=True)
-    app = create_app(settings, tune_gc=True)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,  # tasks-api's own (handlers/logs.py), set up by main()
-        access_log=False,  # one line per request comes from the app, with more in it
-        server_header=False,
-        http=bounded_protocol(settings.header_timeout_seconds),
-        timeout_graceful_shutdown=settings.graceful_timeout_seconds,
-    )
+    workers = args.workers or settings.workers
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,  # tasks-api's own (handlers/logs.py), set up by main()
+        "access_log": False,  # one line per request comes from the app, with more in it
+        "server_header": False,
+        "timeout_graceful_shutdown": settings.graceful_timeout_seconds,
+    }
+    if workers == 1:
+        app = create_app(settings, tune_gc=True)
+        http = bounded_protocol(settings.header_timeout_seconds)
+        uvicorn.run(app, http=http, **common)
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    with ExitStack() as stack:
+        _prepare_workers(settings, stack)
+        # Each worker process builds the app from the environment (handlers/http/app.py).
+        config = uvicorn.Config(
+            "handlers.http.app:worker_app", factory=True, workers=workers,
+            http="handlers.http.server:EnvironmentBoundedProtocol", **common,
+        )  # fmt: skip
+        sock = config.bind_socket()
+        # Listening before the workers start: a connection made while one starts or restarts
+        # waits in the backlog for a worker, rather than being refused.
+        sock.listen(config.backlog)
+        with contextlib.suppress(KeyboardInterrupt):
+            Multiprocess(config, sockets=[sock]).run()
+
+
+def _prepare_workers(settings: Settings, stack: ExitStack) -> None:
+    """What the workers share, done once here: the embedded database (when no DATABASE_URL),
+    the migration, and the development secret; the workers read them from the environment."""
+    from handlers.settings import dev_secret
+    from persistence.embedded import start
+    from persistence.schema import upgrade
+
+    url = settings.database_url
+    if url is None:
+        server = start(settings.data_dir / "postgres")
+        stack.callback(server.stop)
+        url = server.url()
+        os.environ["DATABASE_URL"] = url
+    if settings.migrate_on_start:
+        asyncio.run(upgrade(url))
+    os.environ["MIGRATE_ON_START"] = "false"
+    no_key = settings.jwt_secret is None and settings.jwt_jwks_url is None
+    if settings.environment == "development" and no_key:
+        dev_secret(settings.data_dir)  # made once, before workers race to make it
 
 
 async def _migrate(settings: Settings, revision: str) -> str | None:
@@ -108,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API (HOST, PORT and the rest from env)")
     serve.add_argument("--migrate", action="store_true", help="migrate the schema first")
+    serve.add_argument(
+        "--workers", type=int, choices=range(1, 65), metavar="N", default=None,
+        help="worker processes (default: WORKERS, else 1; one per core in production)",
+    )  # fmt: skip
     migrate = commands.add_parser("migrate", help="migrate the database schema")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
     token = commands.add_parser("token", help="print a bearer token signed with the HS256 secret")

@@ -12,6 +12,7 @@ from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.routing import compile_path
 
 from contracts.tools.document import METHODS
@@ -110,6 +111,10 @@ class UnsupportedMediaType(Problem):
     status_code_default = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
+class TooManyRequests(Problem):
+    status_code_default = HTTPStatus.TOO_MANY_REQUESTS
+
+
 class ServiceUnavailable(Problem):
     status_code_default = HTTPStatus.SERVICE_UNAVAILABLE
 
@@ -123,15 +128,10 @@ class NotImplementedYet(Problem):
         super().__init__(f"{operation_id} is in the contract but not implemented yet.")
 
 
-def problem_response(
-    request: ConnexionRequest,
-    status: int,
-    detail: str | None,
-    *,
-    headers: Mapping[str, str] | None = None,
-    ext: Mapping[str, Any] | None = None,
-) -> ConnexionResponse:
-    """The problem document for status, with the headers its status calls for."""
+def problem_body(
+    status: int, detail: str | None, ext: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 document for status, with the current request's id."""
     known = status in HTTPStatus._value2member_map_
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -142,6 +142,25 @@ def problem_response(
     body.update(ext or {})
     if (current := request_id.get()) is not None:
         body["request_id"] = current
+    return body
+
+
+def problem_asgi(status: int, detail: str, headers: Mapping[str, str]) -> Response:
+    """A problem answer for middleware outside Connexion's problem rendering."""
+    body = json.dumps(problem_body(status, detail))
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers))
+
+
+def problem_response(
+    request: ConnexionRequest,
+    status: int,
+    detail: str | None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    ext: Mapping[str, Any] | None = None,
+) -> ConnexionResponse:
+    """The problem document for status, with the headers its status calls for."""
+    body = problem_body(status, detail, ext)
     all_headers = dict(headers or {})
     if status == HTTPStatus.UNAUTHORIZED:
         all_headers["WWW-Authenticate"] = _bearer_challenge(request, body["detail"])

@@ -84,6 +84,9 @@ class Settings:
     graceful_timeout_seconds: int = 10
     public_url: str | None = None
     mcp_enabled: bool = True
+    workers: int = 1
+    rate_limit_per_minute: int = 600
+    auth_failure_limit_per_minute: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -168,6 +171,11 @@ class Settings:
             graceful_timeout_seconds=numeric("GRACEFUL_TIMEOUT_SECONDS", 10, 1, 600),
             public_url=(text("PUBLIC_URL") or "").rstrip("/") or None,
             mcp_enabled=flag("MCP_ENABLED", True),
+            workers=numeric("WORKERS", 1, 1, 64),
+            rate_limit_per_minute=numeric("RATE_LIMIT_PER_MINUTE", 600, 0, 1_000_000),
+            auth_failure_limit_per_minute=numeric(
+                "AUTH_FAILURE_LIMIT_PER_MINUTE", 60, 0, 1_000_000
+            ),
         )
         errors.extend(settings.problems())
         if errors:

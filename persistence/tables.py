@@ -8,6 +8,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -66,4 +67,16 @@ idempotency_keys = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("user_id", "key"),
     Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+# Requests per bucket (a user, or an address that failed authentication) and minute, shared by
+# every worker and host (handlers/http/limits.py). UNLOGGED: counters need no crash safety.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("bucket", String(200), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("hits", Integer, nullable=False),
+    PrimaryKeyConstraint("bucket", "window_start"),
+    prefixes=["UNLOGGED"],
 )

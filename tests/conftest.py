@@ -69,6 +69,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         jwt_secret=TEST_SECRET,
         data_dir=tmp_path_factory.mktemp("data"),
         validate_responses=True,
+        # Off for the suite (fuzzing alone sends thousands a minute); tests/api/test_limits.py
+        # turns them on.
+        rate_limit_per_minute=0,
+        auth_failure_limit_per_minute=0,
     )
 
 

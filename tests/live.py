@@ -25,7 +25,8 @@ SETTINGS = (
     "DATA_DIR", "VALIDATE_RESPONSES", "MIGRATE_ON_START", "LOG_LEVEL", "ACCESS_LOG",
     "CURSOR_SECRET", "REQUIRE_IF_MATCH", "REQUIRE_IDEMPOTENCY_KEY", "IDEMPOTENCY_KEY_TTL_SECONDS",
     "HEADER_TIMEOUT_SECONDS", "GRACEFUL_TIMEOUT_SECONDS", "PUBLIC_URL", "MCP_ENABLED",
-    "TASKS_API_TOKEN", "LOG_FORMAT",
+    "TASKS_API_TOKEN", "LOG_FORMAT", "WORKERS", "RATE_LIMIT_PER_MINUTE",
+    "AUTH_FAILURE_LIMIT_PER_MINUTE",
 )  # fmt: skip
 
 
@@ -37,9 +38,11 @@ def free_port() -> int:
 
 
 def environment(**settings: str) -> dict[str, str]:
-    """This process's environment without our settings, plus the given ones."""
+    """This process's environment without our settings, plus the given ones. Rate limits are
+    off unless given: fuzzing and the client tests send far more than a minute's quota."""
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS and not k.startswith("COV_")}
-    return {**env, "UV_NO_ENV_FILE": "1", **settings}
+    off = {"RATE_LIMIT_PER_MINUTE": "0", "AUTH_FAILURE_LIMIT_PER_MINUTE": "0"}
+    return {**env, "UV_NO_ENV_FILE": "1", **off, **settings}
 
 
 class LiveServer:

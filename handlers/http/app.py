@@ -17,6 +17,7 @@ from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
 from handlers.http.docs import AuthoredSpecMiddleware
 from handlers.http.edge import EdgeMiddleware
+from handlers.http.limits import AuthFailureLimitMiddleware, UserRateLimitMiddleware
 from handlers.http.observe import RequestLogMiddleware
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.validation import VALIDATOR_MAP
@@ -36,10 +37,14 @@ GC_THRESHOLD = 50_000
 OURS = [
     # X-Request-ID, and one log line per request (handlers/http/observe.py)
     (RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
+    # addresses that keep failing authentication get 429 (handlers/http/limits.py)
+    (AuthFailureLimitMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # odd paths, repeated headers, Accept, media-type casing (handlers/http/edge.py)
     (EdgeMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
     # /openapi.json and /openapi.yaml as written (handlers/http/docs.py)
     (AuthoredSpecMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
+    # RATE_LIMIT_PER_MINUTE per user, after security (handlers/http/limits.py)
+    (UserRateLimitMiddleware, MiddlewarePosition.BEFORE_VALIDATION),
     # path user_id must be the token's subject, after security (handlers/http/ownership.py)
     (OwnershipMiddleware, MiddlewarePosition.BEFORE_VALIDATION),
 ]
@@ -98,6 +103,8 @@ def create_app(
     options: dict[type, dict[str, Any]] = {
         AuthoredSpecMiddleware: {"document": contract},
         RequestLogMiddleware: {"log_requests": settings.access_log},
+        AuthFailureLimitMiddleware: {"per_minute": settings.auth_failure_limit_per_minute},
+        UserRateLimitMiddleware: {"per_minute": settings.rate_limit_per_minute},
     }
     for middleware, position in OURS:
         app.add_middleware(middleware, position=position, **options.get(middleware, {}))
@@ -130,6 +137,16 @@ def _mount_mcp(
     )
     agents = create_server(tools(contract), app, mcp_http.caller)
     return lambda: mcp_http.serving(agents, settings, verifier)
+
+
+def worker_app() -> AsyncApp:
+    """One worker of `tasks-api serve --workers N`: its own logging, GC tuning and app, from the
+    environment the server command prepared."""
+    from handlers.logs import configure
+
+    settings = Settings.from_env()
+    configure(settings.log_level, settings.log_format)
+    return create_app(settings, tune_gc=True)
 
 
 def app_from_env() -> AsyncApp:

@@ -5,6 +5,7 @@ tokens are never logged."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -89,6 +90,7 @@ class RequestLogMiddleware:
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
             "statements": counted[0] if counted else 0,
+            "pid": os.getpid(),  # which worker
         }
         if status >= 500:
             self.log.error("request", **fields)

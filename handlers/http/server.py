@@ -117,3 +117,13 @@ def bounded_protocol(head_timeout: float) -> type[HttpToolsProtocol]:
             super().connection_lost(exc)
 
     return BoundedHttpToolsProtocol
+
+
+def __getattr__(name: str) -> Any:
+    """`EnvironmentBoundedProtocol`: bounded_protocol with HEADER_TIMEOUT_SECONDS from the
+    environment, for worker processes, which import their protocol by name."""
+    if name == "EnvironmentBoundedProtocol":
+        from handlers.settings import Settings
+
+        return bounded_protocol(Settings.from_env().header_timeout_seconds)
+    raise AttributeError(name)

@@ -58,11 +58,11 @@ def test_every_request_is_one_json_line_with_its_id_and_no_secret(
     assert foreign.json()["request_id"] == foreign.headers["x-request-id"]
     lines = request_lines(production.log)
     by_id = {line["request_id"]: line for line in lines}
-    assert by_id["client-id-1"] | {"duration_ms": 0, "timestamp": ""} == {
+    assert by_id["client-id-1"] | {"duration_ms": 0, "timestamp": "", "pid": 0} == {
         "event": "request", "level": "info", "logger": "tasks_api.requests", "timestamp": "",
         "request_id": "client-id-1", "method": "POST", "path": f"/api/{user}/tasks",
         "operation": "tasks.create_task", "user": user, "status": 201, "duration_ms": 0,
-        "statements": 4,
+        "statements": 4, "pid": 0,
     }  # fmt: skip
     assert by_id["client-id-1"]["duration_ms"] > 0
     listing = by_id[listed.headers["x-request-id"]]

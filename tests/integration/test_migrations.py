@@ -38,7 +38,9 @@ def test_upgrade_downgrade_upgrade(create_database: Callable[[str], str]) -> Non
     asyncio.run(upgrade(url))
     head = asyncio.run(current_revision(url))
     assert head is not None
-    assert read(url, tables) == ["alembic_version", "idempotency_keys", "tasks"]
+    assert read(url, tables) == ["alembic_version", "idempotency_keys", "rate_limits", "tasks"]
+    unlogged = text("SELECT relpersistence FROM pg_class WHERE relname = 'rate_limits'")
+    assert read(url, lambda c: c.execute(unlogged).scalar()) == b"u"  # counters skip the WAL
 
     asyncio.run(downgrade(url, "base"))
     assert asyncio.run(current_revision(url)) is None

@@ -98,7 +98,7 @@ COMPATIBLE: list[tuple[str, Mutation]] = [
     ("request enum value added", lambda d: schema(d, "TaskSort")["enum"].append("updated_at")),
     ("status code added",
      lambda d: d["paths"][TASK]["get"]["responses"].update(
-         {"429": {"$ref": "#/components/responses/Error"}})),
+         {"410": {"$ref": "#/components/responses/Error"}})),
     ("media type added", add_media_type),
 ]  # fmt: skip
 

@@ -1,0 +1,110 @@
+"""Rate limits, counted in PostgreSQL so every worker and host shares them exactly.
+
+Per user: at most RATE_LIMIT_PER_MINUTE authenticated requests per calendar minute (MCP tool
+calls included: they are requests of this pipeline). Per client address: at most
+AUTH_FAILURE_LIMIT_PER_MINUTE requests that fail authentication; past it, that address gets 429
+for the rest of the minute, from each worker as soon as that worker sees one more of its
+failures. Limited answers carry the RateLimit-Policy and RateLimit fields of
+draft-ietf-httpapi-ratelimit-headers; a refused one is 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from handlers.context import app_state
+from handlers.problems import TooManyRequests, problem_asgi
+from persistence import rate_limits
+
+WINDOW_SECONDS = 60
+
+
+def _fields(policy: str, quota: int, hits: int, reset: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"ratelimit-policy", f'"{policy}";q={quota};w={WINDOW_SECONDS}'.encode()),
+        (b"ratelimit", f'"{policy}";r={max(0, quota - hits)};t={reset}'.encode()),
+    ]
+
+
+class UserRateLimitMiddleware:
+    """After security (it needs the token's subject); before anything else is done for it."""
+
+    def __init__(self, app: ASGIApp, *, per_minute: int) -> None:
+        self.app = app
+        self.per_minute = per_minute
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("extensions", {}).get("connexion_context", {}).get("user")
+        if scope["type"] != "http" or not self.per_minute or user is None:
+            await self.app(scope, receive, send)
+            return
+        async with app_state(scope).database.connection() as db:
+            count = await rate_limits.hit(db, f"user:{user}")
+        reset = max(1, math.ceil(count.reset_seconds))
+        fields = _fields("per-user", self.per_minute, count.hits, reset)
+        if count.hits > self.per_minute:
+            headers = {k.decode(): v.decode() for k, v in fields}
+            raise TooManyRequests(
+                f"More than {self.per_minute} requests this minute; retry in {reset} s.",
+                headers={**headers, "Retry-After": str(reset)},
+            )
+
+        async def send_with_fields(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *fields]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_fields)
+
+
+class AuthFailureLimitMiddleware:
+    """Outside the problem renderer, so it sees the 401 a request was answered with."""
+
+    def __init__(self, app: ASGIApp, *, per_minute: int) -> None:
+        self.app = app
+        self.per_minute = per_minute
+        # Addresses this process knows are over the limit, until when (monotonic). Only a cache
+        # of the shared count: a worker learns it from the counter on the address's next failure.
+        self.blocked: dict[str, float] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] != "http" or not self.per_minute or not client:
+            await self.app(scope, receive, send)
+            return
+        address = str(client[0])
+        until = self.blocked.get(address)
+        if until is not None:
+            if time.monotonic() < until:
+                await self._refuse(scope, receive, send, math.ceil(until - time.monotonic()))
+                return
+            del self.blocked[address]
+        replaced = False
+
+        async def send_counting_failures(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the 401's body, which the 429 replaced
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                async with app_state(scope).database.connection() as db:
+                    count = await rate_limits.hit(db, f"auth:{address}")
+                if count.hits > self.per_minute:
+                    reset = max(1, math.ceil(count.reset_seconds))
+                    if len(self.blocked) > 100_000:
+                        self.blocked.clear()
+                    self.blocked[address] = time.monotonic() + reset
+                    replaced = True
+                    await self._refuse(scope, receive, send, reset)
+                    return
+            await send(message)
+
+        await self.app(scope, receive, send_counting_failures)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, reset: int) -> None:
+        fields = _fields("auth-failures", self.per_minute, self.per_minute + 1, reset)
+        headers = {"Retry-After": str(reset), **{k.decode(): v.decode() for k, v in fields}}
+        detail = f"Too many requests from this address failed authentication; retry in {reset} s."
+        await problem_asgi(429, detail, headers)(scope, receive, send)

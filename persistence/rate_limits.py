@@ -1,0 +1,58 @@
+"""SQL for rate limits: a counter per bucket and minute, counted atomically by one upsert, so
+every worker and host shares it exactly. Windows older than the current one are removed a few
+at a time by the same statement (no job to run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import String, bindparam, delete, func, literal_column, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from persistence.database import Connection, Statement
+from persistence.tables import rate_limits as limits
+
+PURGE_BATCH = 20  # stale windows removed per hit: more than buckets start per hit
+
+_window = func.date_trunc("minute", func.now())
+_stale = (
+    select(limits.c.bucket, limits.c.window_start)
+    .where(limits.c.window_start < _window)
+    .limit(PURGE_BATCH)
+    .with_for_update(skip_locked=True)
+)
+_purge = (
+    delete(limits)
+    .where(tuple_(limits.c.bucket, limits.c.window_start).in_(_stale))
+    .returning(literal_column("1"))
+    .cte("purged")
+)
+_upsert = insert(limits).values(bucket=bindparam("bucket", type_=String), window_start=_window,
+                                hits=1)  # fmt: skip
+_hit = (
+    _upsert.on_conflict_do_update(
+        index_elements=[limits.c.bucket, limits.c.window_start],
+        set_={"hits": limits.c.hits + 1},
+    )
+    .add_cte(_purge)
+    .returning(
+        limits.c.hits,
+        (60 - func.extract("epoch", func.now() - limits.c.window_start)).label("reset"),
+    )
+)
+_HIT = Statement.compile(_hit)
+
+
+@dataclass(frozen=True)
+class Count:
+    """Requests counted in bucket's current minute (this one included), and seconds left in it."""
+
+    hits: int
+    reset_seconds: float
+
+
+async def hit(connection: Connection, bucket: str) -> Count:
+    """Count one request against bucket in the current minute."""
+    row = await connection.fetch_one(_HIT, bucket=bucket)
+    assert row is not None  # noqa: S101 - an upsert always returns its row
+    return Count(int(row["hits"]), float(row["reset"]))

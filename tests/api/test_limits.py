@@ -1,0 +1,106 @@
+"""Rate limits: RATE_LIMIT_PER_MINUTE per user and AUTH_FAILURE_LIMIT_PER_MINUTE per address for
+requests that fail authentication, counted in PostgreSQL; 429 problem with Retry-After and the
+RateLimit-Policy / RateLimit fields (draft-ietf-httpapi-ratelimit-headers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from handlers.http.app import create_app
+from handlers.settings import Settings
+from tests.conftest import bearer
+
+FIELD = re.compile(r'"(?P<policy>[a-z-]+)";r=(?P<r>\d+);t=(?P<t>\d+)')
+
+
+@contextmanager
+def limited(settings: Settings, **limits: Any) -> Iterator[TestClient]:
+    """An app with these limits, seen from an address no other test uses."""
+    app = create_app(dataclasses.replace(settings, **limits))
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    with TestClient(app, raise_server_exceptions=False, client=(address, 40000)) as client:
+        yield client
+
+
+def in_one_window(run: Callable[[], list[Any]]) -> list[Any]:
+    """run's responses, from one calendar minute: if the minute turned during the run (the
+    seconds left, `t`, went up), it runs again, with most of a new minute ahead."""
+    for _ in range(2):
+        responses = run()
+        left = [
+            int(m["t"]) for r in responses if (m := FIELD.search(r.headers.get("ratelimit", "")))
+        ]
+        if left == sorted(left, reverse=True):
+            return responses
+    raise AssertionError("the minute turned twice during one short test")
+
+
+def test_a_user_gets_exactly_the_quota_then_429(settings: Settings) -> None:
+    user = f"quota-{uuid.uuid4().hex[:8]}"
+    with limited(settings, rate_limit_per_minute=5) as client:
+        responses = in_one_window(
+            lambda: [client.get(f"/api/{user}/tasks", headers=bearer(user)) for _ in range(7)]
+        )
+        other = client.get("/api/someone-else/tasks", headers=bearer("someone-else"))
+
+    assert [r.status_code for r in responses] == [200] * 5 + [429] * 2
+    left = [FIELD.search(r.headers["ratelimit"]) for r in responses]
+    assert [int(m["r"]) if m else None for m in left] == [4, 3, 2, 1, 0, 0, 0]
+    for response in responses:
+        assert response.headers["ratelimit-policy"] == '"per-user";q=5;w=60'
+    refused = responses[5]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["detail"].startswith("More than 5 requests this minute")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert other.status_code == 200  # the quota is per user
+
+
+def test_mcp_tool_calls_count_against_the_same_quota(settings: Settings) -> None:
+    user = f"agent-{uuid.uuid4().hex[:8]}"
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "list_tasks", "arguments": {}, "_meta": meta}}  # fmt: skip
+    mcp_headers = {**bearer(user), "Host": "127.0.0.1:8000", "Mcp-Name": "list_tasks",
+                   "Accept": "application/json, text/event-stream", "Mcp-Method": "tools/call",
+                   "MCP-Protocol-Version": "2026-07-28"}  # fmt: skip
+    with limited(settings, rate_limit_per_minute=3) as client:
+
+        def run() -> list[Any]:
+            rest = [client.get(f"/api/{user}/tasks", headers=bearer(user)) for _ in range(2)]
+            tool = client.post("/mcp", json=call, headers=mcp_headers)
+            return [*rest, tool, client.get(f"/api/{user}/tasks", headers=bearer(user))]
+
+        *rest, tool, after = in_one_window(run)
+    assert [r.status_code for r in rest] == [200, 200]
+    assert tool.json()["result"]["isError"] is False  # the third request of the minute
+    assert after.status_code == 429
+
+
+def test_an_address_that_keeps_failing_authentication_is_refused(settings: Settings) -> None:
+    user = f"victim-{uuid.uuid4().hex[:8]}"
+    wrong = {"Authorization": "Bearer not-a-token"}
+    with limited(settings, auth_failure_limit_per_minute=3) as client:
+        failures = [client.get(f"/api/{user}/tasks", headers=wrong) for _ in range(4)]
+        then_valid = client.get(f"/api/{user}/tasks", headers=bearer(user))
+
+    assert [r.status_code for r in failures] == [401, 401, 401, 429]
+    assert failures[3].headers["ratelimit-policy"] == '"auth-failures";q=3;w=60'
+    assert failures[3].json()["detail"].startswith("Too many requests from this address")
+    assert 1 <= int(failures[3].headers["retry-after"]) <= 60
+    assert then_valid.status_code == 429  # a right guess now gains nothing
+
+
+def test_limits_off_means_no_counting(settings: Settings) -> None:
+    user = f"free-{uuid.uuid4().hex[:8]}"
+    with limited(settings, rate_limit_per_minute=0) as client:
+        response = client.get(f"/api/{user}/tasks", headers=bearer(user))
+    assert response.status_code == 200
+    assert "ratelimit" not in response.headers
