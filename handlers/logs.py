@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 LogFormat = Literal["json", "text"]
@@ -20,15 +22,31 @@ SCOPE_KEY = "tasks_api.request_id"
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
-def _add_request_id(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_request_id(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     current = request_id.get()
     if current is not None:
         event.setdefault("request_id", current)
     return event
 
 
+# The per-request line's logger when it has a faster path than the standard library's.
+_requests: Any = None
+
+
+def _add_logger_name(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    event["logger"] = REQUESTS
+    return event
+
+
 def configure(level: str, log_format: LogFormat) -> None:
-    """Route every log record to stderr through structlog's renderer, at level."""
+    """Route every log record to stderr through structlog's renderer, at level. In JSON, the
+    line per request skips the standard library's logging machinery (it is the hot path: about
+    half its cost) and goes straight to stderr, rendered with orjson, in the same shape."""
+    global _requests
     shared: list[Any] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -64,7 +82,21 @@ def configure(level: str, log_format: LogFormat) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    _requests = None
+    if log_format == "json":
+        _requests = structlog.wrap_logger(
+            structlog.BytesLogger(sys.stderr.buffer),
+            processors=[
+                structlog.processors.add_log_level,
+                _add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _add_request_id,
+                structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            ],
+        )
+        if not logging.getLogger(REQUESTS).isEnabledFor(logging.INFO):
+            _requests = structlog.wrap_logger(structlog.ReturnLogger())  # LOG_LEVEL above info
 
 
 def requests_logger() -> Any:
-    return structlog.get_logger(REQUESTS)
+    return _requests if _requests is not None else structlog.get_logger(REQUESTS)
