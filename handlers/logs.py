@@ -4,11 +4,12 @@ way and carry the request id of the request they belong to. Nothing here ever lo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import MutableMapping
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import orjson
 import structlog
@@ -29,6 +30,20 @@ def _add_request_id(
     if current is not None:
         event.setdefault("request_id", current)
     return event
+
+
+class _Stderr:
+    """The process's stderr as it is when a line is written (never the one at configuration,
+    which may since have been replaced), and a line that cannot be written is dropped: as with
+    the standard library's handlers, logging never fails a request."""
+
+    def write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.buffer.write(data)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
 
 
 # The per-request line's logger when it has a faster path than the standard library's.
@@ -85,7 +100,7 @@ def configure(level: str, log_format: LogFormat) -> None:
     _requests = None
     if log_format == "json":
         _requests = structlog.wrap_logger(
-            structlog.BytesLogger(sys.stderr.buffer),
+            structlog.BytesLogger(cast(BinaryIO, _Stderr())),
             processors=[
                 structlog.processors.add_log_level,
                 _add_logger_name,
@@ -95,7 +110,8 @@ def configure(level: str, log_format: LogFormat) -> None:
             ],
         )
         if not logging.getLogger(REQUESTS).isEnabledFor(logging.INFO):
-            _requests = structlog.wrap_logger(structlog.ReturnLogger())  # LOG_LEVEL above info
+            # LOG_LEVEL above info: no request lines
+            _requests = structlog.wrap_logger(structlog.ReturnLogger(), processors=[])
 
 
 def requests_logger() -> Any:

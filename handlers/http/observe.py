@@ -5,6 +5,7 @@ tokens are never logged."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -18,6 +19,7 @@ from handlers.logs import SCOPE_KEY, request_id, requests_logger
 from persistence.database import statement_count
 
 HEADER = b"x-request-id"
+logger = logging.getLogger(__name__)
 SANE = re.compile(r"[\x21-\x7e]{1,128}")
 
 
@@ -77,7 +79,10 @@ class RequestLogMiddleware:
         finally:
             counted = statement_count.get()
             if self.log_requests:
-                self._line(scope, status, time.perf_counter() - started, counted)
+                try:
+                    self._line(scope, status, time.perf_counter() - started, counted)
+                except Exception:  # a log line never fails the request it describes
+                    logger.exception("could not write the log line of a request")
             request_id.reset(id_token)
             statement_count.reset(count_token)
 
