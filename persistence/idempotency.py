@@ -11,16 +11,15 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
-    delete,
     func,
     literal_column,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert
 
 from persistence.database import Connection, Statement
+from persistence.purging import purge
 from persistence.tables import idempotency_keys as keys
 
 PURGE_BATCH = 100  # expired keys removed per stored key: far more than are added
@@ -41,18 +40,13 @@ _FIND = Statement.compile(
         keys.c.expires_at > func.now(),
     )
 )
-_expired = (
-    select(keys.c.user_id, keys.c.key)
-    .where(keys.c.expires_at <= func.now())
-    .where(~((keys.c.user_id == bindparam("user_id")) & (keys.c.key == bindparam("key"))))
-    .limit(PURGE_BATCH)
-    .with_for_update(skip_locked=True)
-)
-_purge = (
-    delete(keys)
-    .where(tuple_(keys.c.user_id, keys.c.key).in_(_expired))
-    .returning(literal_column("1"))
-    .cte("purged")
+# Not the key being stored: its expired row is overwritten by the upsert instead.
+_purge = purge(
+    keys,
+    [keys.c.user_id, keys.c.key],
+    (keys.c.expires_at <= func.now())
+    & ~((keys.c.user_id == bindparam("user_id")) & (keys.c.key == bindparam("key"))),
+    PURGE_BATCH,
 )
 _new = {
     "fingerprint": bindparam("fingerprint"),

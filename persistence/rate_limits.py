@@ -6,26 +6,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import String, bindparam, delete, func, literal_column, select, tuple_
+from sqlalchemy import String, bindparam, func
 from sqlalchemy.dialects.postgresql import insert
 
 from persistence.database import Connection, Statement
+from persistence.purging import purge
 from persistence.tables import rate_limits as limits
 
 PURGE_BATCH = 20  # stale windows removed per hit: more than buckets start per hit
 
 _window = func.date_trunc("minute", func.now())
-_stale = (
-    select(limits.c.bucket, limits.c.window_start)
-    .where(limits.c.window_start < _window)
-    .limit(PURGE_BATCH)
-    .with_for_update(skip_locked=True)
-)
-_purge = (
-    delete(limits)
-    .where(tuple_(limits.c.bucket, limits.c.window_start).in_(_stale))
-    .returning(literal_column("1"))
-    .cte("purged")
+_purge = purge(
+    limits, [limits.c.bucket, limits.c.window_start], limits.c.window_start < _window, PURGE_BATCH
 )
 _upsert = insert(limits).values(bucket=bindparam("bucket", type_=String), window_start=_window,
                                 hits=1)  # fmt: skip

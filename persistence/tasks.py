@@ -131,7 +131,6 @@ _CREATE = Statement.compile(
 )
 _GET = Statement.compile(select(tasks).where(_owned(with_task=True)))
 _CHANGED = {"updated_at": func.now(), "version": tasks.c.version + 1}
-_REPLACE = update(tasks).values(**_CHANGED, **_write_values()).returning(*tasks.c)
 _SET_COMPLETED = (
     update(tasks).values(completed=bindparam("completed"), **_CHANGED).returning(*tasks.c)
 )
@@ -251,12 +250,11 @@ async def replace_task(
     *,
     versions: Sequence[int] | None = None,
 ) -> Task | None:
-    """Overwrite the task's writable fields; None when user_id has no such task, StaleVersion
-    when versions are given and the task is at none of them."""
-    return await _conditional(
-        connection, _REPLACE, versions, user_id=user_id, task_id=uuid.UUID(task_id),
-        **_values(fields),
-    )  # fmt: skip
+    """Overwrite every writable field (the validated body has the defaults of those it left
+    out); None when user_id has no such task, StaleVersion when versions are given and the task
+    is at none of them."""
+    every = {name: fields.get(name) for name in _WRITABLE}
+    return await update_task(connection, user_id, task_id, every, versions=versions)
 
 
 async def update_task(

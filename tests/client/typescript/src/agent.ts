@@ -6,21 +6,13 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
+import { check, setting } from "./env.js";
+
 interface Envelope {
   success: boolean;
   message: string;
   data: unknown;
   suggestion?: string;
-}
-
-function setting(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-function check(condition: boolean, what: string): asserts condition {
-  if (!condition) throw new Error(`unexpected: ${what}`);
 }
 
 const transport = new StreamableHTTPClientTransport(new URL(`${setting("TASKS_API_URL")}/mcp`), {

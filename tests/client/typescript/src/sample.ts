@@ -6,18 +6,10 @@ import createClient from "openapi-fetch";
 
 import type { components, paths } from "../build/schema.js";
 
+import { check, setting } from "./env.js";
+
 type Task = components["schemas"]["Task"];
 type Problem = components["schemas"]["Problem"];
-
-function setting(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-function check(condition: boolean, what: string): asserts condition {
-  if (!condition) throw new Error(`unexpected: ${what}`);
-}
 
 const user = setting("TASKS_API_USER");
 const client = createClient<paths>({

@@ -1,0 +1,14 @@
+"""Removing expired rows a few at a time, inside the writes that add rows: no job to run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, delete, literal_column, select, tuple_
+
+
+def purge(table: Table, key: list[Any], stale: ColumnElement[bool], batch: int) -> Any:
+    """A CTE ("purged") deleting up to batch rows for which stale holds, by their key columns;
+    rows another transaction holds are skipped, never waited for."""
+    rows = select(*key).where(stale).limit(batch).with_for_update(skip_locked=True)
+    return delete(table).where(tuple_(*key).in_(rows)).returning(literal_column("1")).cte("purged")
