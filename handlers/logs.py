@@ -19,6 +19,9 @@ REQUESTS = "tasks_api.requests"
 
 # Where the HTTP adapter keeps a request's id in its ASGI scope (under "extensions").
 SCOPE_KEY = "tasks_api.request_id"
+# Response headers a middleware adds to whatever answer the request gets, errors included
+# (a list of (name, value) bytes pairs under "extensions"); handlers/http/observe.py adds them.
+ANSWER_HEADERS = "tasks_api.answer_headers"
 # The id of the request being served (X-Request-ID), for problem documents and log records.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 

@@ -10,16 +10,25 @@ draft-ietf-httpapi-ratelimit-headers; a refused one is 429 with Retry-After.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import app_state
+from handlers.logs import ANSWER_HEADERS
 from handlers.problems import TooManyRequests, problem_asgi
 from persistence import rate_limits
 
 WINDOW_SECONDS = 60
+
+
+def bucket(kind: str, who: str) -> str:
+    """The counter's name; a long subject (a token may carry one of kilobytes) by its hash."""
+    if len(who) > 128:
+        who = "sha256:" + hashlib.sha256(who.encode()).hexdigest()
+    return f"{kind}:{who}"
 
 
 def _fields(policy: str, quota: int, hits: int, reset: int) -> list[tuple[bytes, bytes]]:
@@ -42,7 +51,7 @@ class UserRateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         async with app_state(scope).database.connection() as db:
-            count = await rate_limits.hit(db, f"user:{user}")
+            count = await rate_limits.hit(db, bucket("user", str(user)))
         reset = max(1, math.ceil(count.reset_seconds))
         fields = _fields("per-user", self.per_minute, count.hits, reset)
         if count.hits > self.per_minute:
@@ -52,12 +61,9 @@ class UserRateLimitMiddleware:
                 headers={**headers, "Retry-After": str(reset)},
             )
 
-        async def send_with_fields(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *fields]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_fields)
+        # On whatever this request is answered with, errors raised further in included.
+        scope.setdefault("extensions", {})[ANSWER_HEADERS] = fields
+        await self.app(scope, receive, send)
 
 
 class AuthFailureLimitMiddleware:
@@ -90,7 +96,7 @@ class AuthFailureLimitMiddleware:
                 return  # the 401's body, which the 429 replaced
             if message["type"] == "http.response.start" and message["status"] == 401:
                 async with app_state(scope).database.connection() as db:
-                    count = await rate_limits.hit(db, f"auth:{address}")
+                    count = await rate_limits.hit(db, bucket("auth", address))
                 if count.hits > self.per_minute:
                     reset = max(1, math.ceil(count.reset_seconds))
                     if len(self.blocked) > 100_000:

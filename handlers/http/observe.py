@@ -15,7 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import app_path
-from handlers.logs import SCOPE_KEY, request_id, requests_logger
+from handlers.logs import ANSWER_HEADERS, SCOPE_KEY, request_id, requests_logger
 from persistence.database import statement_count
 
 HEADER = b"x-request-id"
@@ -71,7 +71,9 @@ class RequestLogMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER]
-                message = {**message, "headers": [*headers, (HEADER, rid.encode("latin-1"))]}
+                extra = scope["extensions"].get(ANSWER_HEADERS, [])
+                headers += [*extra, (HEADER, rid.encode("latin-1"))]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -104,3 +104,11 @@ def test_limits_off_means_no_counting(settings: Settings) -> None:
         response = client.get(f"/api/{user}/tasks", headers=bearer(user))
     assert response.status_code == 200
     assert "ratelimit" not in response.headers
+
+
+def test_a_subject_of_any_length_is_counted(settings: Settings) -> None:
+    user = "long-" + "x" * 2000  # no path can name it, but its token still counts
+    with limited(settings, rate_limit_per_minute=5) as client:
+        response = client.get("/api/someone/tasks", headers=bearer(user))
+    assert response.status_code == 403  # its own answer, not a failed count
+    assert response.headers["ratelimit"].startswith('"per-user";r=4;')
