@@ -25,6 +25,19 @@ def postmaster(data_dir: Path) -> psutil.Process:
     return psutil.Process(pid)
 
 
+def stop_orphaned_postgres(data_dir: Path) -> None:
+    """The embedded PostgreSQL a SIGKILLed server left running, which the server restarted
+    after it only joined: stopped, so no test leaves a process behind."""
+    if not (data_dir / "postgres" / "postmaster.pid").exists():
+        return
+    try:
+        process = postmaster(data_dir)
+        process.terminate()  # SIGTERM: PostgreSQL's smart shutdown
+        process.wait(timeout=10)
+    except psutil.NoSuchProcess:
+        pass
+
+
 def stopped(process: psutil.Process) -> bool:
     """Exited (a zombie has exited; only its parent has not collected it yet)."""
     try:
@@ -136,6 +149,7 @@ def test_a_keyed_create_killed_mid_request_is_done_once_after_a_restart(tmp_path
         listed = httpx.get(restarted.url + "/api/killed/tasks", headers=headers, timeout=10)
     finally:
         restarted.stop()
+        stop_orphaned_postgres(tmp_path)
 
     assert retried.status_code == 201
     assert again.status_code == 201
