@@ -11,6 +11,7 @@ draft-ietf-httpapi-ratelimit-headers; a refused one is 429 with Retry-After.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 
@@ -20,8 +21,10 @@ from handlers.context import app_state
 from handlers.logs import ANSWER_HEADERS
 from handlers.problems import TooManyRequests, problem_asgi
 from persistence import rate_limits
+from persistence.database import DatabaseUnavailable
 
 WINDOW_SECONDS = 60
+logger = logging.getLogger(__name__)
 
 
 def bucket(kind: str, who: str) -> str:
@@ -29,6 +32,11 @@ def bucket(kind: str, who: str) -> str:
     if len(who) > 128:
         who = "sha256:" + hashlib.sha256(who.encode()).hexdigest()
     return f"{kind}:{who}"
+
+
+def _headers(fields: list[tuple[bytes, bytes]], reset: int) -> dict[str, str]:
+    """A refusal's headers: the fields, and when to retry."""
+    return {"Retry-After": str(reset), **{k.decode(): v.decode() for k, v in fields}}
 
 
 def _fields(policy: str, quota: int, hits: int, reset: int) -> list[tuple[bytes, bytes]]:
@@ -55,10 +63,9 @@ class UserRateLimitMiddleware:
         reset = max(1, math.ceil(count.reset_seconds))
         fields = _fields("per-user", self.per_minute, count.hits, reset)
         if count.hits > self.per_minute:
-            headers = {k.decode(): v.decode() for k, v in fields}
             raise TooManyRequests(
                 f"More than {self.per_minute} requests this minute; retry in {reset} s.",
-                headers={**headers, "Retry-After": str(reset)},
+                headers=_headers(fields, reset),
             )
 
         # On whatever this request is answered with, errors raised further in included.
@@ -95,8 +102,13 @@ class AuthFailureLimitMiddleware:
             if replaced:
                 return  # the 401's body, which the 429 replaced
             if message["type"] == "http.response.start" and message["status"] == 401:
-                async with app_state(scope).database.connection() as db:
-                    count = await rate_limits.hit(db, bucket("auth", address))
+                try:
+                    async with app_state(scope).database.connection() as db:
+                        count = await rate_limits.hit(db, bucket("auth", address))
+                except DatabaseUnavailable:  # outside the problem renderer: fail open, the 401
+                    logger.warning("could not count a failed authentication: database down")
+                    await send(message)
+                    return
                 if count.hits > self.per_minute:
                     reset = max(1, math.ceil(count.reset_seconds))
                     if len(self.blocked) > 100_000:
@@ -111,6 +123,6 @@ class AuthFailureLimitMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, reset: int) -> None:
         fields = _fields("auth-failures", self.per_minute, self.per_minute + 1, reset)
-        headers = {"Retry-After": str(reset), **{k.decode(): v.decode() for k, v in fields}}
+        headers = _headers(fields, reset)
         detail = f"Too many requests from this address failed authentication; retry in {reset} s."
         await problem_asgi(429, detail, headers)(scope, receive, send)

@@ -112,3 +112,15 @@ def test_a_subject_of_any_length_is_counted(settings: Settings) -> None:
         response = client.get("/api/someone/tasks", headers=bearer(user))
     assert response.status_code == 403  # its own answer, not a failed count
     assert response.headers["ratelimit"].startswith('"per-user";r=4;')
+
+
+def test_with_the_database_down_limits_fail_open_to_the_usual_answers(settings: Settings) -> None:
+    dead = "postgresql://u@127.0.0.1:1/none"
+    with limited(settings, database_url=dead, rate_limit_per_minute=5,
+                 auth_failure_limit_per_minute=3) as client:  # fmt: skip
+        refused = client.get("/api/x/tasks", headers={"Authorization": "Bearer nope"})
+        counted = client.get("/api/x/tasks", headers=bearer("x"))
+    assert refused.status_code == 401  # not counted, never a 500
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert counted.status_code == 503  # the quota cannot be checked: the database is down
+    assert counted.headers["retry-after"]
