@@ -65,12 +65,8 @@ def configure(level: str, log_format: LogFormat) -> None:
     line per request skips the standard library's logging machinery (it is the hot path: about
     half its cost) and goes straight to stderr, rendered with orjson, in the same shape."""
     global _requests
-    shared: list[Any] = [
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _add_request_id,
-    ]
+    stamped: list[Any] = [structlog.processors.TimeStamper(fmt="iso", utc=True), _add_request_id]
+    shared: list[Any] = [structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, *stamped]
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
@@ -107,8 +103,7 @@ def configure(level: str, log_format: LogFormat) -> None:
             processors=[
                 structlog.processors.add_log_level,
                 _add_logger_name,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-                _add_request_id,
+                *stamped,
                 structlog.processors.JSONRenderer(serializer=orjson.dumps),
             ],
         )

@@ -53,12 +53,21 @@ def create_database(postgres: EmbeddedServer) -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(create_database: Callable[[str], str]) -> str:
-    """The app database, migrated to head with Alembic like production."""
-    url = create_database("app_tests")
+def migrated_database(create_database: Callable[[str], str]) -> Callable[[str], str]:
+    """Create an empty database, migrate it to head with Alembic like production; its URL."""
 
-    asyncio.run(upgrade(url))
-    return url
+    def make(name: str) -> str:
+        url = create_database(name)
+        asyncio.run(upgrade(url))
+        return url
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def database_url(migrated_database: Callable[[str], str]) -> str:
+    """The app database."""
+    return migrated_database("app_tests")
 
 
 @pytest.fixture(scope="session")

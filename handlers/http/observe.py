@@ -89,10 +89,11 @@ class RequestLogMiddleware:
             statement_count.reset(count_token)
 
     def _line(self, scope: Scope, status: int, seconds: float, counted: list[int] | None) -> None:
+        path = app_path(scope)
         fields: dict[str, Any] = {
             "method": scope["method"],
-            "path": app_path(scope),
-            "operation": _operation(scope) or ("mcp" if app_path(scope) == "/mcp" else None),
+            "path": path,
+            "operation": _operation(scope) or ("mcp" if path == "/mcp" else None),
             "user": _user(scope),
             "status": status,
             "duration_ms": round(seconds * 1000, 2),

@@ -29,14 +29,8 @@ def start(url: str, tmp: Path, *extra: str) -> LiveServer:
 
 
 @pytest.fixture(scope="module")
-def shared_database(create_database: Callable[[str], str]) -> str:
-    import asyncio
-
-    from persistence.schema import upgrade
-
-    url = create_database("workers_tests")
-    asyncio.run(upgrade(url))
-    return url
+def shared_database(migrated_database: Callable[[str], str]) -> str:
+    return migrated_database("workers_tests")
 
 
 @pytest.fixture(scope="module")
