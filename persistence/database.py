@@ -15,7 +15,7 @@ import shlex
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -187,6 +187,7 @@ class Statement:
     sql: str
     names: tuple[str, ...]
     constants: Mapping[str, Any]  # values the statement itself gives (`version + 1`, LIMIT 100)
+    source: ClauseElement | None = field(default=None, compare=False, repr=False)  # compiled from
 
     @classmethod
     def compile(cls, statement: ClauseElement) -> Statement:
@@ -197,7 +198,7 @@ class Statement:
             for name, bind in compiled.binds.items()
             if name in names and bind.value is not None
         }
-        return cls(str(compiled), names, constants)
+        return cls(str(compiled), names, constants, statement)
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         return [values[name] if name in values else self.constants[name] for name in self.names]

@@ -1,5 +1,6 @@
 """SQL for idempotency keys: the per-key lock, the stored first answer, and the removal of
-expired keys, done a few at a time by the writes that add keys (no separate job to run)."""
+expired keys, done a few at a time by the writes that add keys (no separate job to run): each
+user's expired keys by that user's next stored key."""
 
 from __future__ import annotations
 
@@ -40,13 +41,14 @@ _FIND = Statement.compile(
         keys.c.expires_at > func.now(),
     )
 )
-# Not the key being stored: its expired row is overwritten by the upsert instead.
+# The same user's (so the statement stays on one shard of a distributed PostgreSQL), and not the
+# key being stored: its expired row is overwritten by the upsert instead.
 _purge = purge(
     keys,
     [keys.c.user_id, keys.c.key],
-    (keys.c.expires_at <= func.now())
-    & ~((keys.c.user_id == bindparam("user_id")) & (keys.c.key == bindparam("key"))),
+    (keys.c.expires_at <= func.now()) & (keys.c.key != bindparam("key")),
     PURGE_BATCH,
+    within=keys.c.user_id == bindparam("user_id"),
 )
 _new = {
     "fingerprint": bindparam("fingerprint"),
@@ -91,8 +93,8 @@ async def find(connection: Connection, user_id: str, key: str) -> Stored | None:
 async def remember(
     connection: Connection, user_id: str, key: str, stored: Stored, *, ttl_seconds: int
 ) -> None:
-    """Store the answer to user_id's key (replacing an expired one), and remove a batch of
-    other users' and keys' expired answers."""
+    """Store the answer to user_id's key (replacing an expired one), and remove a batch of the
+    user's other expired answers."""
     headers = orjson.dumps(stored.headers).decode()
     values: dict[str, Any] = {
         "user_id": user_id, "key": key, "fingerprint": stored.fingerprint,

@@ -33,13 +33,18 @@ metadata = MetaData(
     }
 )
 
+# Each table's info names the column it is sharded by on a distributed PostgreSQL (Citus), or
+# None for a table that stays whole: every key of a sharded table includes the column, and every
+# statement on it filters by it (tests/unit/test_sharding.py).
+DISTRIBUTED_BY = "distributed_by"
+
 # A PostgreSQL enum sorts in declaration order, so ORDER BY priority means low < medium < high.
 task_priority = Enum("low", "medium", "high", name="task_priority")
 
 tasks = Table(
     "tasks",
     metadata,
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("id", Uuid, nullable=False, server_default=text("gen_random_uuid()")),
     Column("user_id", String(128), nullable=False),
     Column("title", String(200), nullable=False),
     Column("description", String(4000), nullable=True),
@@ -50,8 +55,10 @@ tasks = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The task's ETag: 1 when created, one more on every change.
     Column("version", BigInteger, nullable=False, server_default=text("1")),
+    PrimaryKeyConstraint("user_id", "id"),
     Index("ix_tasks_user_id_created_at_id", "user_id", text("created_at DESC"), "id"),
     CheckConstraint("isfinite(due_date)", name="due_date_finite"),
+    info={DISTRIBUTED_BY: "user_id"},
 )
 
 # The first answer to each idempotency key, per user, until it expires (handlers/idempotency.py).
@@ -66,11 +73,14 @@ idempotency_keys = Table(
     Column("headers", JSONB, nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("user_id", "key"),
-    Index("ix_idempotency_keys_expires_at", "expires_at"),
+    Index("ix_idempotency_keys_user_id_expires_at", "user_id", "expires_at"),
+    info={DISTRIBUTED_BY: "user_id"},
 )
 
 # Requests per bucket (a user, or an address that failed authentication) and minute, shared by
 # every worker and host (handlers/http/limits.py). UNLOGGED: counters need no crash safety.
+# Not per user (addresses have no user), so not sharded: on Citus it stays a table of the
+# coordinator, which every request passes through anyway.
 rate_limits = Table(
     "rate_limits",
     metadata,
@@ -79,4 +89,5 @@ rate_limits = Table(
     Column("hits", Integer, nullable=False),
     PrimaryKeyConstraint("bucket", "window_start"),
     prefixes=["UNLOGGED"],
+    info={DISTRIBUTED_BY: None},
 )

@@ -65,3 +65,23 @@ def test_the_list_index_exists(database_url: str) -> None:
     index = found["ix_tasks_user_id_created_at_id"]
     assert index["column_names"] == ["user_id", "created_at", "id"]
     assert index["column_sorting"] == {"created_at": ("desc",)}
+
+
+def test_every_key_of_a_per_user_table_starts_with_user_id(database_url: str) -> None:
+    """What a distributed PostgreSQL (Citus) needs to shard them by user_id."""
+
+    def keys(connection: Connection) -> dict[Any, Any]:
+        found = inspect(connection)
+        return {
+            **{
+                t: found.get_pk_constraint(t)["constrained_columns"]
+                for t in ("tasks", "idempotency_keys")
+            },
+            **{ix["name"]: ix["column_names"] for ix in found.get_indexes("idempotency_keys")},
+        }
+
+    assert read(database_url, keys) == {
+        "tasks": ["user_id", "id"],
+        "idempotency_keys": ["user_id", "key"],
+        "ix_idempotency_keys_user_id_expires_at": ["user_id", "expires_at"],
+    }
