@@ -88,6 +88,7 @@ rate_limits = Table(
     Column("window_start", DateTime(timezone=True), nullable=False),
     Column("hits", Integer, nullable=False),
     PrimaryKeyConstraint("bucket", "window_start"),
+    Index("ix_rate_limits_window_start", "window_start"),  # finds stale windows to remove
     prefixes=["UNLOGGED"],
     info={DISTRIBUTED_BY: None},
 )

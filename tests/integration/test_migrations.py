@@ -85,3 +85,32 @@ def test_every_key_of_a_per_user_table_starts_with_user_id(database_url: str) ->
         "idempotency_keys": ["user_id", "key"],
         "ix_idempotency_keys_user_id_expires_at": ["user_id", "expires_at"],
     }
+
+
+def test_removing_stale_rate_limit_windows_reads_no_more_than_it_removes(
+    migrated_database: Callable[[str], str],
+) -> None:
+    """Every counted request looks for old windows to remove: by an index, never by reading
+    a row for each user and address of the last minutes."""
+    import asyncpg
+
+    from persistence.rate_limits import _HIT
+
+    url = migrated_database("rate_limit_plan")
+
+    async def plan() -> str:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "INSERT INTO rate_limits SELECT 'user:' || n, date_trunc('minute', now()), 1"
+                " FROM generate_series(1, 20000) AS n"
+            )
+            await connection.execute("ANALYZE rate_limits")
+            rows = await connection.fetch(f"EXPLAIN {_HIT.sql}", *_HIT.arguments({"bucket": "x"}))
+            return "\n".join(row[0] for row in rows)
+        finally:
+            await connection.close()
+
+    explained = asyncio.run(plan())
+    assert "ix_rate_limits_window_start" in explained, explained
+    assert "Seq Scan on rate_limits" not in explained, explained
