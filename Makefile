@@ -9,6 +9,9 @@ UV_VERSION := 0.13.9
 # Use the Python already installed; never download one.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON_PREFERENCE := only-system
+# Installed packages compiled to bytecode once, at install: with PYTHONDONTWRITEBYTECODE set (as
+# on CI machines) every server and worker process would otherwise compile them again at start.
+export UV_COMPILE_BYTECODE := 1
 
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
