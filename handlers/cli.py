@@ -8,7 +8,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -17,20 +19,30 @@ from typing import Any
 
 from dotenv import load_dotenv
 
-from handlers.settings import DEV_KEY_FILE, Settings, SettingsError
+from handlers.settings import DEV_KEY_FILE, METRICS_DIR_VARIABLE, Settings, SettingsError
 
 ENV_FILE = ".env"
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    if args.migrate:
+        settings = dataclasses.replace(settings, migrate_on_start=True)
+    workers = args.workers or settings.workers
+    with ExitStack() as stack:
+        if workers > 1:  # before anything imports prometheus-client, here or in a worker
+            _share_metrics(stack)
+        if settings.server == "granian":
+            _serve_granian(settings, workers, stack)
+        else:
+            _serve_uvicorn(settings, workers, stack)
+
+
+def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
     import uvicorn
 
     from handlers.http.app import create_app
     from handlers.http.server import bounded_protocol
 
-    if args.migrate:
-        settings = dataclasses.replace(settings, migrate_on_start=True)
-    workers = args.workers or settings.workers
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -47,23 +59,78 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         return
     from uvicorn.supervisors import Multiprocess
 
-    with ExitStack() as stack:
-        _prepare_workers(settings, stack)
-        # Each worker process builds the app from the environment (handlers/http/app.py).
-        config = uvicorn.Config(
-            "handlers.http.app:worker_app", factory=True, workers=workers,
-            http="handlers.http.server:EnvironmentBoundedProtocol", **common,
-        )  # fmt: skip
-        sock = config.bind_socket()
-        # Listening before the workers start: a connection made while one starts or restarts
-        # waits in the backlog for a worker, rather than being refused.
-        sock.listen(config.backlog)
-        with contextlib.suppress(KeyboardInterrupt):
-            Multiprocess(config, sockets=[sock]).run()
+    _prepare_workers(settings, stack)
+    # Each worker process builds the app from the environment (handlers/http/app.py).
+    config = uvicorn.Config(
+        "handlers.http.app:worker_app", factory=True, workers=workers,
+        http="handlers.http.server:EnvironmentBoundedProtocol", **common,
+    )  # fmt: skip
+    sock = config.bind_socket()
+    # Listening before the workers start: a connection made while one starts or restarts
+    # waits in the backlog for a worker, rather than being refused.
+    sock.listen(config.backlog)
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()
+
+
+def _serve_granian(settings: Settings, workers: int, stack: ExitStack) -> None:
+    """SERVER=granian: Granian's Rust HTTP server runs the same app (the lifespan included) in
+    `workers` processes it starts, restarts when one dies, and stops gracefully on SIGTERM."""
+    try:
+        from granian.constants import HTTPModes, Interfaces, Loops
+        from granian.http import HTTP1Settings
+        from granian.log import LogLevels
+        from granian.server import Server as Granian
+    except ImportError as error:
+        raise SettingsError(
+            "SERVER=granian needs Granian: install tasks-api[granian]"
+            " (`uv sync` installs it in development)"
+        ) from error
+    from handlers.http.server import MAX_HEAD_BYTES
+
+    _prepare_workers(settings, stack)
+    # Granian's own records go through the root logger, rendered like every other.
+    routed = {"handlers": [], "propagate": True}
+    server = Granian(
+        "handlers.http.app:worker_app",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,  # with the lifespan
+        workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout_seconds * 1000),
+            max_buffer_size=MAX_HEAD_BYTES,
+        ),
+        log_level=LogLevels(settings.log_level),
+        log_dictconfig={"loggers": {"_granian": dict(routed), "granian.access": dict(routed)}},
+        log_access=False,  # one line per request comes from the app
+        respawn_failed_workers=True,
+        workers_kill_timeout=settings.graceful_timeout_seconds,
+    )
+    server.serve()
+
+
+def _share_metrics(stack: ExitStack) -> None:
+    """Worker processes keep their metrics in files under PROMETHEUS_MULTIPROC_DIR, which the
+    one answering GET /metrics adds up: the operator's directory (emptied of an earlier run's
+    files), else a private one made here and removed at exit."""
+    directory = os.environ.get(METRICS_DIR_VARIABLE)
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    else:
+        directory = tempfile.mkdtemp(prefix="tasks-api-metrics-")
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        os.environ[METRICS_DIR_VARIABLE] = directory
+    from handlers.metrics import clear
+
+    clear(directory)
 
 
 def _prepare_workers(settings: Settings, stack: ExitStack) -> None:
-    """What the workers share, done once here: the embedded database (when no DATABASE_URL),
+    """What worker processes share, done once here: the embedded database (when no DATABASE_URL),
     the migration, and the development secret; the workers read them from the environment."""
     from handlers.settings import dev_secret
     from persistence.embedded import start

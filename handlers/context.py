@@ -16,6 +16,7 @@ from persistence.database import Connection, Database
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
+    from handlers.metrics import Metrics
     from handlers.security import TokenVerifier
     from persistence.cursors import Cursors
 
@@ -33,6 +34,7 @@ class AppState:
     require_idempotency_key: bool = False
     idempotency_key_ttl_seconds: int = 86400
     mcp: ASGIApp | None = None  # the /mcp endpoint (handlers/mcp/http.py)
+    metrics: Metrics | None = None  # what GET /metrics reports (handlers/metrics.py)
 
 
 def app_state(scope: Any) -> AppState:

@@ -91,8 +91,10 @@ class JwksKeys:
         cooldown: float = 30,
         timeout: float = 3,
         clock: Clock = time.monotonic,
+        fetched: Callable[[bool], None] = lambda _ok: None,
     ) -> None:
         self.url = url
+        self._fetched = fetched  # told of every download, and whether it worked (metrics)
         self.algorithms = tuple(algorithms)
         self._ttl, self._cooldown, self._timeout, self._clock = ttl, cooldown, timeout, clock
         self._keys: dict[str, jwt.PyJWK] | None = None
@@ -131,7 +133,9 @@ class JwksKeys:
         try:
             self._keys = await asyncio.wait_for(self._download(), self._timeout)
             self._expires, self._retry_at = started + self._ttl, -math.inf
+            self._fetched(True)
         except Exception as error:  # any failure keeps the cached keys and waits a cooldown
+            self._fetched(False)
             self._retry_at = started + self._cooldown
             reason = "timed out" if isinstance(error, TimeoutError) else str(error)[:200]
             logger.warning("JWKS %s unavailable (%s); keeping %d cached keys",
@@ -187,7 +191,12 @@ class TokenVerifier:
     wall_clock: Clock = time.time
 
     @classmethod
-    def from_settings(cls, settings: Settings, clock: Clock = time.monotonic) -> TokenVerifier:
+    def from_settings(
+        cls,
+        settings: Settings,
+        clock: Clock = time.monotonic,
+        jwks_fetched: Callable[[bool], None] = lambda _ok: None,
+    ) -> TokenVerifier:
         sources: list[KeySource] = []
         secret = settings.shared_secret()
         if secret is not None:
@@ -201,6 +210,7 @@ class TokenVerifier:
                     cooldown=settings.jwt_jwks_cooldown_seconds,
                     timeout=settings.jwt_jwks_timeout_seconds,
                     clock=clock,
+                    fetched=jwks_fetched,
                 )
             )
         return cls(

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from persistence.database import connect_arguments
 
 MIN_SECRET_BYTES = 32
+# prometheus-client's: where worker processes keep their metrics (handlers/metrics.py)
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 DEV_KEY_FILE = "jwt-secret"
 
 # Values people paste from tutorials and templates; compared with case and punctuation removed.
@@ -87,6 +89,8 @@ class Settings:
     workers: int = 1
     rate_limit_per_minute: int = 600
     auth_failure_limit_per_minute: int = 60
+    metrics_token: str | None = None
+    server: Literal["uvicorn", "granian"] = "uvicorn"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -141,6 +145,13 @@ class Settings:
         else:
             errors.append("LOG_FORMAT must be 'json' or 'text'")
 
+        server: Literal["uvicorn", "granian"] = "uvicorn"
+        chosen_server = (text("SERVER") or "uvicorn").lower()
+        if chosen_server in ("uvicorn", "granian"):
+            server = "granian" if chosen_server == "granian" else "uvicorn"
+        else:
+            errors.append("SERVER must be 'uvicorn' or 'granian'")
+
         settings = cls(
             environment="development" if environment == "development" else "production",
             database_url=text("DATABASE_URL"),
@@ -176,6 +187,8 @@ class Settings:
             auth_failure_limit_per_minute=numeric(
                 "AUTH_FAILURE_LIMIT_PER_MINUTE", 60, 0, 1_000_000
             ),
+            metrics_token=text("METRICS_TOKEN"),
+            server=server,
         )
         errors.extend(settings.problems())
         if errors:
@@ -187,6 +200,8 @@ class Settings:
         found = [] if self.jwt_secret is None else secret_problems(self.jwt_secret)
         if self.cursor_secret is not None:
             found += secret_problems(self.cursor_secret, "CURSOR_SECRET")
+        if self.metrics_token is not None:
+            found += secret_problems(self.metrics_token, "METRICS_TOKEN")
         found += self._algorithm_problems()
         if self.database_url is not None:
             found += database_url_problems(self.database_url)

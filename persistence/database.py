@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -233,15 +233,45 @@ class Connection:
 
 
 QueryLogger = Callable[[Any], None]
+# A statement PostgreSQL cancelled for its statement_timeout, or one the client gave up on.
+_TIMED_OUT = (asyncpg.QueryCanceledError, TimeoutError)
+
+
+class Watcher(Protocol):
+    """Told how the pool is used and when statements time out (for metrics)."""
+
+    def pool_changed(self, size: int, in_use: int, waiting: int) -> None: ...
+
+    def timed_out(self) -> None: ...
+
+
+class _Unwatched:
+    def pool_changed(self, size: int, in_use: int, waiting: int) -> None:
+        pass
+
+    def timed_out(self) -> None:
+        pass
 
 
 class Database:
     """The application's handle on PostgreSQL; handlers get one from the lifespan state."""
 
-    def __init__(self, pool: asyncpg.Pool, url: str, loggers: list[QueryLogger]) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        url: str,
+        loggers: list[QueryLogger],
+        watcher: Watcher | None = None,
+    ) -> None:
         self.pool = pool
         self.url = url
         self._loggers = loggers  # the list the pool's acquire and release hooks read
+        self._watcher = watcher or _Unwatched()
+        self.in_use = 0  # connections handed out
+        self.waiting = 0  # requests waiting for one
+
+    def _changed(self) -> None:
+        self._watcher.pool_changed(self.pool.get_size(), self.in_use, self.waiting)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -252,15 +282,26 @@ class Database:
         """
         try:
             async with asyncio.timeout(REQUEST_BUDGET):
-                raw = await self.pool.acquire()  # opening one is bounded by CONNECT_TIMEOUT
+                self.waiting += 1
+                self._changed()
+                try:
+                    raw = await self.pool.acquire()  # opening one is bounded by CONNECT_TIMEOUT
+                finally:
+                    self.waiting -= 1
+                self.in_use += 1
+                self._changed()
                 try:
                     yield Connection(raw)
                 except _UNAVAILABLE:
                     raw.terminate()
                     raise
                 finally:
+                    self.in_use -= 1
                     await self.pool.release(raw, timeout=RELEASE_TIMEOUT)
+                    self._changed()
         except _UNAVAILABLE as error:
+            if isinstance(error, _TIMED_OUT):
+                self._watcher.timed_out()
             raise DatabaseUnavailable(type(error).__name__) from error
         except asyncpg.DataError as error:
             raise InvalidValue(str(error)[:200]) from error
@@ -290,7 +331,9 @@ class Database:
 
 
 @asynccontextmanager
-async def open_database(url: str, *, pool_size: int = 10) -> AsyncIterator[Database]:
+async def open_database(
+    url: str, *, pool_size: int = 10, watcher: Watcher | None = None
+) -> AsyncIterator[Database]:
     """A Database for the lifetime of the block; its connections are closed afterwards."""
     loggers: list[QueryLogger] = []
 
@@ -323,18 +366,19 @@ async def open_database(url: str, *, pool_size: int = 10) -> AsyncIterator[Datab
     except _UNAVAILABLE as error:
         raise DatabaseUnavailable(type(error).__name__) from error
     try:
-        yield Database(pool, url, loggers)
+        yield Database(pool, url, loggers, watcher)
     finally:
         await pool.close()
 
 
 @asynccontextmanager
 async def connect(
-    url: str | None, data_dir: Path, *, pool_size: int = 10
+    url: str | None, data_dir: Path, *, pool_size: int = 10, watcher: Watcher | None = None
 ) -> AsyncIterator[Database]:
     """The database at url or, with no url, the embedded one under data_dir (started and
     stopped with the block)."""
     async with AsyncExitStack() as stack:
         if url is None:
             url = await stack.enter_async_context(embedded_postgres(data_dir))
-        yield await stack.enter_async_context(open_database(url, pool_size=pool_size))
+        database = open_database(url, pool_size=pool_size, watcher=watcher)
+        yield await stack.enter_async_context(database)

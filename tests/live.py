@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-READY = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+# uvicorn's line, or Granian's (SERVER=granian), which listens only once a worker has started
+READY = re.compile(r"(?:Uvicorn running on|Listening at:) http://127\.0\.0\.1:(\d+)")
+GRANIAN_WORKER_READY = re.compile(r"Started worker-")
 REPO = Path(__file__).resolve().parent.parent
 TASKS_API = REPO / ".venv" / "bin" / "tasks-api"
 
@@ -26,7 +28,7 @@ SETTINGS = (
     "CURSOR_SECRET", "REQUIRE_IF_MATCH", "REQUIRE_IDEMPOTENCY_KEY", "IDEMPOTENCY_KEY_TTL_SECONDS",
     "HEADER_TIMEOUT_SECONDS", "GRACEFUL_TIMEOUT_SECONDS", "PUBLIC_URL", "MCP_ENABLED",
     "TASKS_API_TOKEN", "LOG_FORMAT", "WORKERS", "RATE_LIMIT_PER_MINUTE",
-    "AUTH_FAILURE_LIMIT_PER_MINUTE",
+    "AUTH_FAILURE_LIMIT_PER_MINUTE", "METRICS_TOKEN", "SERVER", "PROMETHEUS_MULTIPROC_DIR",
 )  # fmt: skip
 
 
@@ -55,7 +57,9 @@ class LiveServer:
         start_timeout: float,
         cwd: Path = REPO,
     ) -> None:
+        self.env = env
         self.output: list[str] = []
+        self._arrived = threading.Condition()
         self.process = subprocess.Popen(
             list(command),
             cwd=cwd,
@@ -78,6 +82,7 @@ class LiveServer:
     def _wait_until_serving(self, timeout: float) -> int:
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
+        port = 0
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
             while (left := deadline - time.monotonic()) > 0 and selector.select(timeout=left):
@@ -86,14 +91,32 @@ class LiveServer:
                     break
                 self.output.append(line)
                 if match := READY.search(line):
-                    return int(match.group(1))
+                    port = int(match.group(1))
+                    if "Listening at" not in line:
+                        return port
+                if GRANIAN_WORKER_READY.search(line) and port:
+                    return port
         self.stop()
         pytest.fail(f"{self.process.args!r} did not start serving:\n{self.log}")
 
     def _read_rest(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.output.append(line)
+            with self._arrived:
+                self.output.append(line)
+                self._arrived.notify_all()
+
+    def wait_for(self, pattern: str, count: int = 1, timeout: float = 60) -> list[re.Match[str]]:
+        """The first count matches of pattern in the output, waiting for lines as they come."""
+        found = re.compile(pattern)
+
+        def matches() -> list[re.Match[str]]:
+            return [m for line in self.output if (m := found.search(line))]
+
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(matches()) >= count, timeout=timeout):
+                pytest.fail(f"{pattern!r} did not appear {count} times:\n{self.log}")
+            return matches()[:count]
 
     def stop(self, timeout: float = 30) -> None:
         if self.process.poll() is None:
@@ -110,7 +133,7 @@ class LiveServer:
             self.process.stdout.close()
 
 
-def serve_tasks_api(data_dir: Path, secret: str) -> LiveServer:
+def serve_tasks_api(data_dir: Path, secret: str, **settings: str) -> LiveServer:
     """`tasks-api serve` on a free port and its own embedded PostgreSQL, validating every
     response against the contract."""
     env = environment(
@@ -119,5 +142,6 @@ def serve_tasks_api(data_dir: Path, secret: str) -> LiveServer:
         PORT=str(free_port()),
         JWT_SECRET=secret,
         VALIDATE_RESPONSES="true",
+        **settings,
     )
     return LiveServer([str(TASKS_API), "serve", "--migrate"], env, start_timeout=60)

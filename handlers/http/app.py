@@ -18,10 +18,11 @@ from handlers.context import STATE_KEY, AppState
 from handlers.http.docs import AuthoredSpecMiddleware
 from handlers.http.edge import EdgeMiddleware
 from handlers.http.limits import AuthFailureLimitMiddleware, UserRateLimitMiddleware
-from handlers.http.observe import RequestLogMiddleware
+from handlers.http.observe import MetricsMiddleware, RequestLogMiddleware
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.validation import VALIDATOR_MAP
 from handlers.jsonifier import JSONIFIER
+from handlers.metrics import Metrics
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
 from handlers.settings import Settings
@@ -35,10 +36,12 @@ GC_THRESHOLD = 50_000
 # security, validation, lifespan, context), with ours inserted at its documented positions.
 # Every request passes them in order; the handler runs after the last.
 OURS = [
-    # X-Request-ID, and one log line per request (handlers/http/observe.py)
+    # X-Request-ID, one log line per request, and its metrics (handlers/http/observe.py)
     (RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # addresses that keep failing authentication get 429 (handlers/http/limits.py)
     (AuthFailureLimitMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
+    # GET /metrics, for Prometheus; METRICS_TOKEN guards it when set (handlers/http/observe.py)
+    (MetricsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # odd paths, repeated headers, Accept, media-type casing (handlers/http/edge.py)
     (EdgeMiddleware, MiddlewarePosition.BEFORE_SWAGGER),
     # /openapi.json and /openapi.yaml as written (handlers/http/docs.py)
@@ -57,19 +60,24 @@ def create_app(
     times key caches (tests pass their own to move time). tune_gc changes the garbage
     collector of the whole process, so only the server command asks for it."""
     settings.require_serving()
-    verifier = TokenVerifier.from_settings(settings, clock)
+    metrics = Metrics()
+    verifier = TokenVerifier.from_settings(settings, clock, jwks_fetched=metrics.jwks_fetched)
     cursors = Cursors(settings.cursor_key())
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, AppState]]:
         async with (
             connect(
-                settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
+                settings.database_url,
+                settings.data_dir,
+                pool_size=settings.db_pool_size,
+                watcher=metrics,
             ) as database,
             mcp_serving() as mcp_endpoint,
         ):
             if settings.migrate_on_start:
                 await upgrade(database.url)
+            metrics.pool_max.set(settings.db_pool_size)
             if tune_gc:
                 # What start-up built (the contract, validators, compiled statements) lives as
                 # long as the process: keep it out of every later collection, and collect young
@@ -87,9 +95,11 @@ def create_app(
                         require_idempotency_key=settings.require_idempotency_key,
                         idempotency_key_ttl_seconds=settings.idempotency_key_ttl_seconds,
                         mcp=mcp_endpoint,
+                        metrics=metrics,
                     )
                 }
             finally:
+                metrics.pool_max.set(0)
                 await verifier.aclose()
 
     contract = load()
@@ -102,7 +112,8 @@ def create_app(
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=JSONIFIER)
     options: dict[type, dict[str, Any]] = {
         AuthoredSpecMiddleware: {"document": contract},
-        RequestLogMiddleware: {"log_requests": settings.access_log},
+        RequestLogMiddleware: {"log_requests": settings.access_log, "metrics": metrics},
+        MetricsMiddleware: {"metrics": metrics, "token": settings.metrics_token},
         AuthFailureLimitMiddleware: {"per_minute": settings.auth_failure_limit_per_minute},
         UserRateLimitMiddleware: {"per_minute": settings.rate_limit_per_minute},
     }

@@ -46,6 +46,12 @@ def _fields(policy: str, quota: int, hits: int, reset: int) -> list[tuple[bytes,
     ]
 
 
+def _count_refusal(scope: Scope, limit: str) -> None:
+    metrics = app_state(scope).metrics
+    if metrics is not None:
+        metrics.rate_limited.labels(limit).inc()
+
+
 class UserRateLimitMiddleware:
     """After security (it needs the token's subject); before anything else is done for it."""
 
@@ -63,6 +69,7 @@ class UserRateLimitMiddleware:
         reset = max(1, math.ceil(count.reset_seconds))
         fields = _fields("per-user", self.per_minute, count.hits, reset)
         if count.hits > self.per_minute:
+            _count_refusal(scope, "per-user")
             raise TooManyRequests(
                 f"More than {self.per_minute} requests this minute; retry in {reset} s.",
                 headers=_headers(fields, reset),
@@ -122,6 +129,7 @@ class AuthFailureLimitMiddleware:
         await self.app(scope, receive, send_counting_failures)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, reset: int) -> None:
+        _count_refusal(scope, "auth-failures")
         fields = _fields("auth-failures", self.per_minute, self.per_minute + 1, reset)
         headers = _headers(fields, reset)
         detail = f"Too many requests from this address failed authentication; retry in {reset} s."

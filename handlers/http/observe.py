@@ -1,10 +1,12 @@
 """Every request gets an id (X-Request-ID: the client's when it sends a sane one, else a new
 one) on its answer, in its problem documents and in its log line: one line per request with
 the operation, the user, the status, the duration and the number of SQL statements. Headers and
-tokens are never logged."""
+tokens are never logged. Each request is also counted and timed for GET /metrics (Prometheus),
+which MetricsMiddleware serves."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import re
@@ -12,10 +14,13 @@ import time
 import uuid
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import app_path
 from handlers.logs import ANSWER_HEADERS, SCOPE_KEY, request_id, requests_logger
+from handlers.metrics import Metrics
+from handlers.problems import problem_asgi
 from persistence.database import statement_count
 
 HEADER = b"x-request-id"
@@ -40,6 +45,15 @@ def _operation(scope: Scope) -> str | None:
     return operation.removeprefix("handlers.") if operation else None
 
 
+# What requests that are no operation of the contract are counted as.
+_NOT_OPERATIONS = {"/mcp": "mcp", "/metrics": "metrics"}
+
+
+def _label(scope: Scope, path: str) -> str:
+    """The operationId, else `mcp` or `metrics`, else `other` (docs, unknown paths)."""
+    return _operation(scope) or _NOT_OPERATIONS.get(path, "other")
+
+
 def _user(scope: Scope) -> str | None:
     user = scope.get("extensions", {}).get("connexion_context", {}).get("user")
     if user is None:  # /mcp: the SDK's authenticated user
@@ -51,17 +65,23 @@ def _user(scope: Scope) -> str | None:
 class RequestLogMiddleware:
     """Outermost of ours: sees every request and the status it was answered with."""
 
-    def __init__(self, app: ASGIApp, *, log_requests: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, log_requests: bool = True, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.log_requests = log_requests
         self.log = requests_logger()
+        self.metrics = metrics or Metrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Every request gets an `extensions` dict of its own: Granian 2.8 hands all requests
+        # one shared dict, and Connexion keeps each request's route and security context (the
+        # token's user) in it, so without this one request could act as another's user.
         rid = incoming_id(scope)
-        scope.setdefault("extensions", {})[SCOPE_KEY] = rid
+        scope["extensions"] = {**scope.get("extensions", {}), SCOPE_KEY: rid}
         id_token, count_token = request_id.set(rid), statement_count.set([0])
         status = 500
         started = time.perf_counter()
@@ -77,23 +97,28 @@ class RequestLogMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with self.metrics.serving():
+                await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            path = app_path(scope)
             counted = statement_count.get()
-            if self.log_requests:
-                try:
-                    self._line(scope, status, time.perf_counter() - started, counted)
-                except Exception:  # a log line never fails the request it describes
-                    logger.exception("could not write the log line of a request")
+            try:
+                self.metrics.observe(_label(scope, path), status, seconds)
+                if self.log_requests:
+                    self._line(scope, path, status, seconds, counted)
+            except Exception:  # a log line or metric never fails the request it describes
+                logger.exception("could not log or count a request")
             request_id.reset(id_token)
             statement_count.reset(count_token)
 
-    def _line(self, scope: Scope, status: int, seconds: float, counted: list[int] | None) -> None:
-        path = app_path(scope)
+    def _line(
+        self, scope: Scope, path: str, status: int, seconds: float, counted: list[int] | None
+    ) -> None:
         fields: dict[str, Any] = {
             "method": scope["method"],
             "path": path,
-            "operation": _operation(scope) or ("mcp" if path == "/mcp" else None),
+            "operation": _operation(scope) or _NOT_OPERATIONS.get(path),
             "user": _user(scope),
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
@@ -104,3 +129,40 @@ class RequestLogMiddleware:
             self.log.error("request", **fields)
         else:
             self.log.info("request", **fields)
+
+
+class MetricsMiddleware:
+    """GET /metrics: the Prometheus exposition (OpenMetrics when the scraper asks for it). Not
+    an operation of the contract; open unless METRICS_TOKEN is set, then only for that bearer
+    token (a wrong one is a failed authentication, limited per address like any other)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, token: str | None = None) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.expected = None if token is None else token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or app_path(scope) != "/metrics":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers", [])
+        if scope["method"] not in ("GET", "HEAD"):
+            detail = "GET /metrics; it takes no other method."
+            answer = problem_asgi(405, detail, {"Allow": "GET, HEAD"})
+        elif self.expected is not None and not self._authorized(headers):
+            detail = "GET /metrics needs the bearer token the operator configured."
+            answer = problem_asgi(401, detail, {"WWW-Authenticate": 'Bearer realm="metrics"'})
+        else:
+            accept = b", ".join(v for k, v in headers if k == b"accept").decode("latin-1")
+            body, media_type = self.metrics.render(accept)
+            answer = Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
+        await answer(scope, receive, send)
+
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        sent = [value for name, value in headers if name == b"authorization"]
+        if len(sent) != 1:
+            return False
+        scheme, _, token = sent[0].partition(b" ")
+        assert self.expected is not None  # noqa: S101 - only called when a token is set
+        matches = hmac.compare_digest(token.strip(b" "), self.expected)
+        return scheme.lower() == b"bearer" and matches

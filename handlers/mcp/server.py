@@ -21,6 +21,7 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from starlette.types import ASGIApp, Message
 
+from handlers.context import STATE_KEY, AppState
 from handlers.mcp import messages
 from handlers.mcp.tools import SUBJECT, Tool
 
@@ -213,18 +214,23 @@ def create_server(tools: Mapping[str, Tool], app: ASGIApp, caller: Resolve) -> S
         if tool is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name!r}")
         arguments = params.arguments or {}
+        who = await caller(ctx)
         try:
-            request = request_for(tool, arguments, await caller(ctx))
+            request = request_for(tool, arguments, who)
         except InvalidArguments as error:
-            return result(
-                {
-                    "success": False,
-                    "message": str(error),
-                    "data": None,
-                    "suggestion": messages.suggestion(tool, 400, {}),
-                }
-            )
-        return result(envelope(tool, arguments, await dispatch(app, request)))
+            content = {
+                "success": False,
+                "message": str(error),
+                "data": None,
+                "suggestion": messages.suggestion(tool, 400, {}),
+            }
+        else:
+            content = envelope(tool, arguments, await dispatch(app, request))
+        state = who.state.get(STATE_KEY)
+        metrics = state.metrics if isinstance(state, AppState) else None
+        if metrics is not None:
+            metrics.tool_called(tool.name, content["success"] is True)
+        return result(content)
 
     return Server(
         NAME,

@@ -20,12 +20,16 @@ from tests.conftest import bearer
 FIELD = re.compile(r'"(?P<policy>[a-z-]+)";r=(?P<r>\d+);t=(?P<t>\d+)')
 
 
+def client_address() -> str:
+    """An address no other test uses."""
+    return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+
+
 @contextmanager
 def limited(settings: Settings, **limits: Any) -> Iterator[TestClient]:
     """An app with these limits, seen from an address no other test uses."""
     app = create_app(dataclasses.replace(settings, **limits))
-    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
-    with TestClient(app, raise_server_exceptions=False, client=(address, 40000)) as client:
+    with TestClient(app, raise_server_exceptions=False, client=(client_address(), 40000)) as client:
         yield client
 
 

@@ -1,9 +1,14 @@
 """Several processes on one PostgreSQL act as one server: two workers of one `tasks-api serve`,
-and two servers on two ports. Tasks, idempotency keys, ETags and rate limits are shared."""
+and two servers on two ports. Tasks, idempotency keys, ETags and rate limits are shared, and
+/metrics adds up every worker, under uvicorn and under Granian, a killed worker's replacement
+included."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,17 +19,21 @@ import pytest
 
 from handlers.security import mint_token
 from tests.api.test_limits import in_one_window
+from tests.api.test_metrics import Samples, parse, value
 from tests.live import TASKS_API, LiveServer, environment, free_port
 
 SECRET = "workers-" + uuid.uuid4().hex + uuid.uuid4().hex
 QUOTA = 8
+# When a worker has run its lifespan and serves: each server says so once per worker.
+WORKER_READY = {"uvicorn": "Application startup complete", "granian": "Started worker-"}
 
 
-def start(url: str, tmp: Path, *extra: str) -> LiveServer:
-    env = environment(
-        APP_ENV="production", DATABASE_URL=url, JWT_SECRET=SECRET, PORT=str(free_port()),
-        DATA_DIR=str(tmp), RATE_LIMIT_PER_MINUTE=str(QUOTA), LOG_FORMAT="json",
-    )  # fmt: skip
+def start(url: str, tmp: Path, *extra: str, **settings: str) -> LiveServer:
+    env = environment(**{
+        "APP_ENV": "production", "DATABASE_URL": url, "JWT_SECRET": SECRET,
+        "PORT": str(free_port()), "DATA_DIR": str(tmp), "RATE_LIMIT_PER_MINUTE": str(QUOTA),
+        "LOG_FORMAT": "json", **settings,
+    })  # fmt: skip
     return LiveServer([str(TASKS_API), "serve", *extra], env, start_timeout=90)
 
 
@@ -114,6 +123,7 @@ def test_two_workers_of_one_server_share_the_quota(shared_database: str, tmp_pat
     server = start(shared_database, tmp_path, "--workers", "2")
     user = f"w-{uuid.uuid4().hex[:8]}"
     try:
+        server.wait_for(WORKER_READY["uvicorn"], count=2)
 
         def run() -> list[httpx.Response]:
             # A new connection each time, so the kernel hands them to either worker.
@@ -128,3 +138,73 @@ def test_two_workers_of_one_server_share_the_quota(shared_database: str, tmp_pat
     lines = [json.loads(x) for x in server.log.splitlines() if x.startswith('{"method"')]
     pids = {line["pid"] for line in lines if line.get("user") == user}
     assert len(pids) == 2, "both workers served requests"
+
+
+def worker_pids(server: LiveServer) -> set[int]:
+    lines = [json.loads(x) for x in server.log.splitlines() if x.startswith('{"method"')]
+    return {line["pid"] for line in lines if line.get("path") == "/healthz"}
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "granian"])
+def test_metrics_add_up_every_worker_and_survive_a_killed_one(
+    shared_database: str, tmp_path: Path, kind: str
+) -> None:
+    server = start(shared_database, tmp_path, "--workers", "2", SERVER=kind)
+    try:
+        server.wait_for(WORKER_READY[kind], count=2)
+        calls = 24
+        for _ in range(calls):  # a new connection each time, so either worker takes it
+            assert httpx.get(f"{server.url}/healthz").status_code == 200
+        served_by = worker_pids(server)
+        assert len(served_by) == 2, "both workers served requests"
+        for _ in range(4):  # whichever worker answers the scrape, it reports both
+            samples = parse(httpx.get(f"{server.url}/metrics").text)
+            assert health(samples) == calls, server.log
+            assert value(samples, "tasks_api_db_pool_max") == 2 * 10
+
+        killed = min(served_by)
+        os.kill(killed, signal.SIGKILL)
+        server.wait_for(WORKER_READY[kind], count=3)  # its replacement ran the lifespan
+        for _ in range(calls):
+            assert httpx.get(f"{server.url}/healthz").status_code == 200
+        samples = parse(httpx.get(f"{server.url}/metrics").text)
+    finally:
+        server.stop()
+    assert health(samples) == 2 * calls  # the killed worker's counts are kept
+    assert value(samples, "tasks_api_db_pool_max") == 2 * 10  # its gauges are not
+    assert value(samples, "tasks_api_requests_in_flight") == 1  # this scrape
+    assert killed not in worker_pids(server) - served_by
+    assert "Traceback" not in server.log
+
+
+def health(samples: Samples) -> float:
+    return value(
+        samples, "tasks_api_requests_total", operation="health.check_liveness", status_class="2xx"
+    )
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "granian"])
+def test_concurrent_users_never_see_each_others_context(
+    shared_database: str, tmp_path: Path, kind: str
+) -> None:
+    """Granian 2.8 hands every request one shared `extensions` dict, where Connexion keeps the
+    token's user; each request must still be judged as its own token's user."""
+    server = start(shared_database, tmp_path, SERVER=kind, RATE_LIMIT_PER_MINUTE="1000000")
+    alice, mallory = f"a-{uuid.uuid4().hex[:8]}", f"m-{uuid.uuid4().hex[:8]}"
+    target = f"{server.url}/api/{alice}/tasks"
+
+    async def run() -> list[tuple[str, int]]:
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def send(who: str) -> tuple[str, int]:
+                answer = await http.get(target, headers=auth(who))
+                return who, answer.status_code
+
+            return await asyncio.gather(*[send(who) for who in [alice, mallory] * 150])
+
+    try:
+        answers = asyncio.run(run())
+    finally:
+        server.stop()
+    assert {status for who, status in answers if who == alice} == {200}
+    assert {status for who, status in answers if who == mallory} == {403}

@@ -21,6 +21,7 @@ import pytest
 from handlers.security import mint_token
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
+from tests.api.test_metrics import Samples, parse, value
 from tests.live import TASKS_API, LiveServer, environment, free_port
 
 SECRET = "fault-tests-" + "x9Kq2mZ7vR4tW8yB3nL6pD1sF5hJ0cG"
@@ -108,6 +109,14 @@ def assert_clients_could_live_with_it(load: Load) -> None:
     assert load.recovered()
 
 
+def counted_503s(samples: Samples) -> float:
+    """The 5xx answers /metrics reports for the operations the load sends."""
+    return sum(
+        value(samples, "tasks_api_requests_total", operation=f"tasks.{name}", status_class="5xx")
+        for name in ("create_task", "list_tasks")
+    )
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[EmbeddedServer]:
     server = start(tmp_path / "postgres")
@@ -161,6 +170,9 @@ def test_postgres_stopped_under_load_is_503_then_served_again(
     asyncio.run(load.run(script))
 
     assert_clients_could_live_with_it(load)
+    # what an operator sees: exactly the 503s clients got
+    samples = parse(httpx.get(f"{serving.url}/metrics").text)
+    assert counted_503s(samples) == sum(o.status == 503 for o in load.outcomes)
     assert probe(f"{serving.url}/readyz")[0] == 200
 
 
@@ -188,3 +200,8 @@ def test_postgres_paused_under_load_is_503_within_two_seconds_then_served_again(
     asyncio.run(load.run(script))
 
     assert_clients_could_live_with_it(load)
+    # what an operator sees: the hung statements, and exactly the 503s clients got
+    samples = parse(httpx.get(f"{serving.url}/metrics").text)
+    assert value(samples, "tasks_api_db_statement_timeouts_total") >= 1
+    assert counted_503s(samples) == sum(o.status == 503 for o in load.outcomes)
+    assert value(samples, "tasks_api_db_pool_in_use") == 0

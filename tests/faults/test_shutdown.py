@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from handlers.security import mint_token
 from tests.live import LiveServer, serve_tasks_api
@@ -47,10 +48,18 @@ def stopped(process: psutil.Process) -> bool:
     return status == "zombie"  # psutil.STATUS_ZOMBIE
 
 
+# What each server says once the app's lifespan has shut down (pool, JWKS client, /mcp).
+SHUT_DOWN = {
+    "uvicorn": "Application shutdown complete",
+    "granian": "Granian shutdown completed",
+}
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "granian"])
 def test_sigterm_under_load_finishes_requests_in_flight_and_stops_in_time(
-    tmp_path: Path,
+    tmp_path: Path, kind: str
 ) -> None:
-    server = serve_tasks_api(tmp_path, SECRET)
+    server = serve_tasks_api(tmp_path, SECRET, SERVER=kind)
     database = postmaster(tmp_path)
     headers = {"Authorization": f"Bearer {mint_token(SECRET, 'stopper')}"}
     tasks = f"{server.url}/api/stopper/tasks"
@@ -93,12 +102,19 @@ def test_sigterm_under_load_finishes_requests_in_flight_and_stops_in_time(
     finally:
         server.stop()
 
-    assert broken == []
+    if kind == "uvicorn":
+        assert broken == []
+    else:
+        # Granian (hyper) closes an idle kept-alive connection at once on shutdown, so a request
+        # a client sends on it at that instant goes unanswered (uvicorn here serves it; README,
+        # "Choosing the HTTP server"). Only that: the connection's last request, once per client.
+        assert all(b.startswith(("ReadError", "RemoteProtocolError")) for b in broken), broken
+        assert len(broken) <= 8
     assert set(answered) == {201}
     assert refused, "no client outlived the server, so this proves nothing"
     # uvicorn shuts down gracefully, then exits by the signal it was sent, as a shell expects.
     assert server.process.returncode in (0, -signal.SIGTERM), server.log
-    assert "Application shutdown complete" in server.log
+    assert SHUT_DOWN[kind] in server.log
     assert stopped_after < GRACEFUL_TIMEOUT
     assert stopped(database), "the embedded PostgreSQL outlived the server"
     assert "Traceback" not in server.log

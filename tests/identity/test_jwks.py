@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from handlers.http.app import create_app
 from handlers.settings import Settings
+from tests.api.test_metrics import parse, value
 from tests.conftest import TEST_SECRET
 from tests.identity.jwks_server import JwksServer, SigningKey
 
@@ -292,6 +293,9 @@ def test_jwks_answering_503_keeps_cached_keys(
     clock.advance(COOLDOWN + 1)
     assert get(client, user, keys["EdDSA"].sign(claims(user))) == 200
     assert jwks.fetches == 3
+    samples = parse(client.get("/metrics").text)  # as an operator sees it
+    assert value(samples, "tasks_api_jwks_fetches_total") == 3
+    assert value(samples, "tasks_api_jwks_fetch_failures_total") == 1
 
 
 def test_a_stalled_jwks_costs_one_request_the_timeout_and_no_one_else_anything(

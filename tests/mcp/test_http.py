@@ -15,6 +15,7 @@ from mcp.shared.exceptions import MCPError
 
 from contracts.tools.document import load
 from handlers.mcp.tools import tools
+from tests.api.test_metrics import Samples, parse, value
 from tests.conftest import bearer
 from tests.mcp.conftest import MODES, call, token_for, with_client
 
@@ -295,3 +296,34 @@ def test_only_post_reaches_mcp_so_no_stream_is_held_open(
     assert response.headers["content-type"] == "application/problem+json"
     metadata = httpx.post(f"{live}/.well-known/oauth-protected-resource/mcp")
     assert (metadata.status_code, metadata.headers["allow"]) == (405, "GET, HEAD")
+
+
+def test_tool_calls_are_counted_per_tool_and_outcome(live: str, alice: str) -> None:
+    def scraped() -> Samples:
+        return parse(httpx.get(f"{live}/metrics").text)
+
+    before = scraped()
+    token = token_for(alice)
+
+    async def work(client: Client) -> None:
+        assert not (await client.call_tool("add_task", {"title": "counted"})).is_error
+        assert not (await client.call_tool("list_tasks", {})).is_error
+        assert (await client.call_tool("get_task", {"task_id": str(uuid.uuid4())})).is_error
+        assert (await client.call_tool("get_task", {"task_id": ["not", "one"]})).is_error
+
+    with_client(live, token, MODES[0], work)
+    after = scraped()
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    calls = "tasks_api_mcp_tool_calls_total"
+    assert grew(calls, tool="add_task", outcome="success") == 1
+    assert grew(calls, tool="list_tasks", outcome="success") == 1
+    assert grew(calls, tool="get_task", outcome="error") == 2  # one 404, one refused argument
+    assert grew(calls, tool="get_task", outcome="success") == 0
+    # each call that became a request is counted under its operation too
+    requests = "tasks_api_requests_total"
+    assert grew(requests, operation="tasks.create_task", status_class="2xx") == 1
+    assert grew(requests, operation="tasks.get_task", status_class="4xx") == 1
+    assert grew(requests, operation="mcp", status_class="2xx") >= 4
