@@ -128,3 +128,20 @@ def test_with_the_database_down_limits_fail_open_to_the_usual_answers(settings: 
     assert refused.headers["content-type"] == "application/problem+json"
     assert counted.status_code == 503  # the quota cannot be checked: the database is down
     assert counted.headers["retry-after"]
+
+
+def test_old_windows_are_removed_by_the_request_that_opens_a_window(
+    settings: Settings, database_url: str
+) -> None:
+    from tests.api.test_idempotency import sql
+
+    stale = [f"user:stale-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    sql(database_url, "INSERT INTO rate_limits SELECT b, date_trunc('minute', now())"
+        " - interval '1 hour', 5 FROM unnest($1::text[]) b", stale)  # fmt: skip
+    user = f"opens-{uuid.uuid4().hex[:8]}"
+    with limited(settings, rate_limit_per_minute=100) as client:
+        assert client.get(f"/api/{user}/tasks", headers=bearer(user)).status_code == 200
+    left = sql(database_url, "SELECT bucket FROM rate_limits WHERE bucket = ANY($1)", stale)
+    assert left == []
+    mine = sql(database_url, "SELECT hits FROM rate_limits WHERE bucket = $1", f"user:{user}")
+    assert [row["hits"] for row in mine] == [1]

@@ -38,7 +38,9 @@ def test_upgrade_downgrade_upgrade(create_database: Callable[[str], str]) -> Non
     asyncio.run(upgrade(url))
     head = asyncio.run(current_revision(url))
     assert head is not None
-    assert read(url, tables) == ["alembic_version", "idempotency_keys", "rate_limits", "tasks"]
+    assert read(url, tables) == [
+        "alembic_version", "idempotency_keys", "rate_limits", "task_counts", "tasks"
+    ]  # fmt: skip
     unlogged = text("SELECT relpersistence FROM pg_class WHERE relname = 'rate_limits'")
     assert read(url, lambda c: c.execute(unlogged).scalar()) == b"u"  # counters skip the WAL
 
@@ -94,7 +96,7 @@ def test_removing_stale_rate_limit_windows_reads_no_more_than_it_removes(
     a row for each user and address of the last minutes."""
     import asyncpg
 
-    from persistence.rate_limits import _HIT
+    from persistence.rate_limits import _PURGE
 
     url = migrated_database("rate_limit_plan")
 
@@ -106,7 +108,7 @@ def test_removing_stale_rate_limit_windows_reads_no_more_than_it_removes(
                 " FROM generate_series(1, 20000) AS n"
             )
             await connection.execute("ANALYZE rate_limits")
-            rows = await connection.fetch(f"EXPLAIN {_HIT.sql}", *_HIT.arguments({"bucket": "x"}))
+            rows = await connection.fetch(f"EXPLAIN {_PURGE.sql}", *_PURGE.arguments({}))
             return "\n".join(row[0] for row in rows)
         finally:
             await connection.close()
