@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import idempotency, preconditions
-from handlers.context import Reply, child_location, connection, reply, state
+from handlers.context import Reply, child_location, connection, reply, request_header, state
 from handlers.idempotency import Answer
 from handlers.problems import BadRequest, NotFound
 from persistence import tasks
@@ -59,7 +59,23 @@ async def list_tasks(
         )  # fmt: skip
     next_cursor = state().cursors.encode(user_id, sort, items[-1]) if more else None
     page = {"items": items, "total": total, "limit": limit, "offset": offset}
-    return reply({**page, "next_cursor": next_cursor}, 200)
+    # Every filter the contract offers is counted exactly (and cheaply) by the user's count
+    # cells, so whichever count a client prefers, it gets the exact one, and is told so.
+    applied = {"Preference-Applied": "count=exact"} if _prefers_a_count() else None
+    return reply({**page, "next_cursor": next_cursor}, 200, applied)
+
+
+COUNT_PREFERENCES = frozenset({"exact", "planned", "estimated"})
+
+
+def _prefers_a_count() -> bool:
+    """Whether the request's Prefer field (RFC 7240) states a `count` preference we know."""
+    for preference in (request_header("Prefer") or "").split(","):
+        name, _, value = preference.split(";")[0].partition("=")
+        wanted = value.strip().strip('"').lower()
+        if name.strip().lower() == "count" and wanted in COUNT_PREFERENCES:
+            return True
+    return False
 
 
 async def create_task(user_id: str, body: dict[str, Any]) -> Reply:

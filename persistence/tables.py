@@ -61,6 +61,20 @@ tasks = Table(
     info={DISTRIBUTED_BY: "user_id"},
 )
 
+# How many tasks each user has in each cell of the filters the API offers (completed x priority),
+# kept by a trigger on tasks in the same transaction as every write (migration 0007), so a list's
+# total is a sum of at most six rows whatever the user's size.
+task_counts = Table(
+    "task_counts",
+    metadata,
+    Column("user_id", String(128), nullable=False),
+    Column("completed", Boolean, nullable=False),
+    Column("priority", task_priority, nullable=False),
+    Column("tasks", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id", "completed", "priority"),
+    info={DISTRIBUTED_BY: "user_id"},
+)
+
 # The first answer to each idempotency key, per user, until it expires (handlers/idempotency.py).
 idempotency_keys = Table(
     "idempotency_keys",

@@ -1,7 +1,10 @@
 """SQL for tasks. Every statement is scoped to its owner by `_owned`, the one place that does it.
 
 Statements are built with SQLAlchemy Core and compiled once per shape (functools.cache), then run
-on asyncpg. A page of tasks is one statement: the count of matching tasks joined with the page.
+on asyncpg. A page of tasks is one statement: how many tasks match, summed from the user's count
+cells (persistence/tables.py: task_counts, at most six rows, kept by the database with every
+write), joined with the page, so a page costs the same for a user with 100,000 tasks as for one
+with 20.
 A conditional write (If-Match) is one statement too: the change, guarded by the row version, and
 whether the task exists at all, so that a stale version and a missing task tell apart.
 """
@@ -38,6 +41,7 @@ from sqlalchemy import (
 from persistence import timestamps
 from persistence.cursors import Position
 from persistence.database import Connection, Statement
+from persistence.tables import task_counts as counts
 from persistence.tables import tasks
 
 Task = dict[str, Any]
@@ -58,9 +62,10 @@ def _instant(name: str) -> ColumnElement[datetime]:
     return cast(bindparam(name, type_=String), DateTime(timezone=True))
 
 
-def _owned(with_task: bool = False) -> ColumnElement[bool]:
-    """The rows the caller may see: all of :user_id's, or the one with :task_id."""
-    mine = tasks.c.user_id == bindparam("user_id")
+def _owned(with_task: bool = False, table: Any = tasks) -> ColumnElement[bool]:
+    """The rows the caller may see: all of :user_id's (tasks, or their counts), or the one
+    with :task_id."""
+    mine = table.c.user_id == bindparam("user_id")
     return and_(mine, tasks.c.id == bindparam("task_id")) if with_task else mine
 
 
@@ -94,15 +99,22 @@ def _order_by(sort: str, table: Any = tasks) -> list[Any]:
     return [key.nulls_last(), table.c.id.asc()]
 
 
+def _filters(table: Any, completed: bool, priority: bool) -> list[ColumnElement[bool]]:
+    """The caller's rows of table (tasks or task_counts) that the list's filters select."""
+    where = [_owned(table=table)]
+    if completed:
+        where.append(table.c.completed == bindparam("completed"))
+    if priority:
+        where.append(table.c.priority == bindparam("priority", type_=table.c.priority.type))
+    return where
+
+
 @cache
 def _page(sort: str, completed: bool, priority: bool, cursor: bool, after_null: bool) -> Statement:
     """Count and page in one statement, for each shape of filter and cursor."""
-    where = [_owned()]
-    if completed:
-        where.append(tasks.c.completed == bindparam("completed"))
-    if priority:
-        where.append(tasks.c.priority == bindparam("priority", type_=tasks.c.priority.type))
-    counted = select(func.count().label("total")).where(*where).subquery("counted")
+    where = _filters(tasks, completed, priority)
+    total = func.coalesce(func.sum(counts.c.tasks), 0).label("total")
+    counted = select(total).where(*_filters(counts, completed, priority)).subquery("counted")
     page_where = [*where, _after(sort, after_null)] if cursor else where
     page = (
         select(*PUBLIC_COLUMNS)

@@ -86,7 +86,7 @@ def test_the_builders_walked_are_every_builder_there_is() -> None:
 
 
 def test_every_table_says_how_it_is_distributed() -> None:
-    assert SHARDED == {"tasks": "user_id", "idempotency_keys": "user_id"}
+    assert SHARDED == {"tasks": "user_id", "task_counts": "user_id", "idempotency_keys": "user_id"}
     for table in metadata.tables.values():
         assert DISTRIBUTED_BY in table.info, table.name
 
