@@ -253,10 +253,6 @@ class _Unwatched:
         pass
 
 
-# A connection a request's first statement left for its next one (Database.connection(keep=)).
-_kept: ContextVar[tuple[Database, asyncpg.Connection] | None] = ContextVar("kept", default=None)
-
-
 class Database:
     """The application's handle on PostgreSQL; handlers get one from the lifespan state."""
 
@@ -278,66 +274,37 @@ class Database:
         self._watcher.pool_changed(self.pool.get_size(), self.in_use, self.waiting)
 
     @asynccontextmanager
-    async def connection(self, *, keep: bool = False) -> AsyncIterator[Connection]:
+    async def connection(self) -> AsyncIterator[Connection]:
         """A connection for the block, which must finish within REQUEST_BUDGET.
 
-        With keep, a block that ends well leaves its connection to the next connection() opened
-        in the same task (a request's first statement, its rate-limit count, hands it to the
-        statement of its operation: one pool checkout per request); release_kept() returns it
-        if none came. A connection that failed or timed out is closed, never returned to the
-        pool: asyncpg would first wait for its query to be cancelled, which on a hung server
-        never happens.
+        A connection that failed or timed out is closed, never returned to the pool: asyncpg
+        would first wait for its query to be cancelled, which on a hung server never happens.
         """
         try:
             async with asyncio.timeout(REQUEST_BUDGET):
-                raw = self._take_kept() or await self._acquire()
-                kept = False
+                self.waiting += 1
+                self._changed()
+                try:
+                    raw = await self.pool.acquire()  # opening one is bounded by CONNECT_TIMEOUT
+                finally:
+                    self.waiting -= 1
+                self.in_use += 1
+                self._changed()
                 try:
                     yield Connection(raw)
-                    kept = keep
                 except _UNAVAILABLE:
                     raw.terminate()
                     raise
                 finally:
-                    if kept:
-                        _kept.set((self, raw))
-                    else:
-                        await self._release(raw)
+                    self.in_use -= 1
+                    await self.pool.release(raw, timeout=RELEASE_TIMEOUT)
+                    self._changed()
         except _UNAVAILABLE as error:
             if isinstance(error, _TIMED_OUT):
                 self._watcher.timed_out()
             raise DatabaseUnavailable(type(error).__name__) from error
         except asyncpg.DataError as error:
             raise InvalidValue(str(error)[:200]) from error
-
-    async def release_kept(self) -> None:
-        """Return the connection a connection(keep=True) left, if nothing took it over."""
-        raw = self._take_kept()
-        if raw is not None:
-            await self._release(raw)
-
-    def _take_kept(self) -> asyncpg.Connection | None:
-        kept = _kept.get()
-        if kept is None or kept[0] is not self:
-            return None
-        _kept.set(None)
-        return kept[1]
-
-    async def _acquire(self) -> asyncpg.Connection:
-        self.waiting += 1
-        self._changed()
-        try:
-            raw = await self.pool.acquire()  # opening one is bounded by CONNECT_TIMEOUT
-        finally:
-            self.waiting -= 1
-        self.in_use += 1
-        self._changed()
-        return raw
-
-    async def _release(self, raw: asyncpg.Connection) -> None:
-        self.in_use -= 1
-        await self.pool.release(raw, timeout=RELEASE_TIMEOUT)
-        self._changed()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

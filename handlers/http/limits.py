@@ -46,13 +46,6 @@ def _fields(policy: str, quota: int, hits: int, reset: int) -> list[tuple[bytes,
     ]
 
 
-def _has_body(scope: Scope) -> bool:
-    for name, value in scope.get("headers", []):
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
-
-
 def _count_refusal(scope: Scope, limit: str) -> None:
     metrics = app_state(scope).metrics
     if metrics is not None:
@@ -71,26 +64,20 @@ class UserRateLimitMiddleware:
         if scope["type"] != "http" or not self.per_minute or user is None:
             await self.app(scope, receive, send)
             return
-        database = app_state(scope).database
-        # A request without a body hands the connection it was counted on to its operation (one
-        # pool checkout, not two). One with a body does not: the body arrives after this, and a
-        # slow sender must not hold a connection meanwhile.
-        async with database.connection(keep=not _has_body(scope)) as db:
+        async with app_state(scope).database.connection() as db:
             count = await rate_limits.hit(db, bucket("user", str(user)))
-        try:
-            reset = max(1, math.ceil(count.reset_seconds))
-            fields = _fields("per-user", self.per_minute, count.hits, reset)
-            if count.hits > self.per_minute:
-                _count_refusal(scope, "per-user")
-                raise TooManyRequests(
-                    f"More than {self.per_minute} requests this minute; retry in {reset} s.",
-                    headers=_headers(fields, reset),
-                )
-            # On whatever this request is answered with, errors raised further in included.
-            scope.setdefault("extensions", {})[ANSWER_HEADERS] = fields
-            await self.app(scope, receive, send)
-        finally:
-            await database.release_kept()
+        reset = max(1, math.ceil(count.reset_seconds))
+        fields = _fields("per-user", self.per_minute, count.hits, reset)
+        if count.hits > self.per_minute:
+            _count_refusal(scope, "per-user")
+            raise TooManyRequests(
+                f"More than {self.per_minute} requests this minute; retry in {reset} s.",
+                headers=_headers(fields, reset),
+            )
+
+        # On whatever this request is answered with, errors raised further in included.
+        scope.setdefault("extensions", {})[ANSWER_HEADERS] = fields
+        await self.app(scope, receive, send)
 
 
 class AuthFailureLimitMiddleware:
