@@ -94,9 +94,15 @@ def _after(sort: str, after_null: bool) -> ColumnElement[bool]:
 
 
 def _order_by(sort: str, table: Any = tasks) -> list[Any]:
-    column = table.c[sort.removeprefix("-")]
+    name = sort.removeprefix("-")
+    column = table.c[name]
     key = column.desc() if sort.startswith("-") else column.asc()
-    return [key.nulls_last(), table.c.id.asc()]
+    # NULLS LAST only where there can be nulls: on a NOT NULL column it changes no order, but
+    # it would keep PostgreSQL from walking an index in DESC order (which puts nulls first)
+    # and make it sort all of the user's rows for every page.
+    if tasks.c[name].nullable:
+        key = key.nulls_last()
+    return [key, table.c.id.asc()]
 
 
 def _filters(table: Any, completed: bool, priority: bool) -> list[ColumnElement[bool]]:

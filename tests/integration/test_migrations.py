@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -116,3 +117,43 @@ def test_removing_stale_rate_limit_windows_reads_no_more_than_it_removes(
     explained = asyncio.run(plan())
     assert "ix_rate_limits_window_start" in explained, explained
     assert "Seq Scan on rate_limits" not in explained, explained
+
+
+def test_a_page_of_a_large_user_reads_a_page_not_the_user(
+    migrated_database: Callable[[str], str],
+) -> None:
+    """The first page and a cursor page walk the (user_id, created_at) index for 21 rows and
+    sum the user's count cells; nothing scans or sorts the user's 20,000 tasks."""
+    import asyncpg
+
+    from persistence.tasks import _page
+
+    url = migrated_database("page_plan")
+
+    async def plans() -> list[str]:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "INSERT INTO tasks (user_id, title, created_at) SELECT 'large', 't',"
+                " now() - g * interval '1 second' FROM generate_series(1, 20000) AS g"
+            )
+            await connection.execute("ANALYZE tasks")
+            found = []
+            for cursor in (False, True):
+                page = _page("-created_at", False, False, cursor, False)
+                values = {
+                    "user_id": "large", "limit": 21, "offset": 0,
+                    "after_value": "2026-11-24T00:00:00Z", "after_id": uuid.uuid4(),
+                }  # fmt: skip
+                rows = await connection.fetch(f"EXPLAIN {page.sql}", *page.arguments(values))
+                found.append("\n".join(row[0] for row in rows))
+            return found
+        finally:
+            await connection.close()
+
+    for plan in asyncio.run(plans()):
+        assert "Index Scan using ix_tasks_user_id_created_at_id on tasks" in plan, plan
+        assert "Seq Scan" not in plan, plan
+        assert "on task_counts" in plan, plan
+        sorts = [line for line in plan.splitlines() if "Sort" in line and "Key" not in line]
+        assert len(sorts) <= 1, plan  # only the outer sort of the 21 rows of the page
