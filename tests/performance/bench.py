@@ -380,8 +380,14 @@ def measure_scale(
             params = {"limit": PAGE, **({"cursor": cursor} if cursor else {})}
             cursor = client.get("/api/deep/tasks", params=params).json()["next_cursor"]
     small = mint_token(SECRET, "small", ttl_seconds=7200)
+    # the small user's cursor page: all but its newest task, so both cursor pages decode one
+    after_first = httpx.get(
+        f"{server.url}/api/small/tasks", params={"limit": 1},
+        headers={"Authorization": f"Bearer {small}"}, timeout=30,
+    ).json()["next_cursor"]  # fmt: skip
     pages = {
         "small_page1": (f"/api/small/tasks?limit={PAGE}", small),
+        "small_cursor": (f"/api/small/tasks?limit={PAGE}&cursor={after_first}", small),
         "page1": (f"/api/deep/tasks?limit={PAGE}", token),
         "page1000_cursor": (f"/api/deep/tasks?limit={PAGE}&cursor={cursor}", token),
         "page1000_offset": (f"/api/deep/tasks?limit={PAGE}&offset={999 * PAGE}", token),
@@ -499,7 +505,7 @@ def targets(summary: dict[str, Any]) -> dict[str, bool]:
             scale["page1_p50_ms"] <= 1.2 * small
         )
         found["page 1,000 by cursor of 100,000 tasks within 20% of a 20-task user's"] = (
-            scale["page1000_cursor_p50_ms"] <= 1.2 * small
+            scale["page1000_cursor_p50_ms"] <= 1.2 * scale["small_cursor_p50_ms"]
         )
     return found
 
