@@ -77,26 +77,22 @@ class Metrics:
             "Time from a request's arrival to its answer, by operationId and status class.",
             by_request, buckets=BUCKETS, registry=registry,
         )  # fmt: skip
-        self.in_flight = Gauge(
-            "tasks_api_requests_in_flight", "Requests being served now.",
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
-        self.pool_size = Gauge(
-            "tasks_api_db_pool_size", "Open database connections.",
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
-        self.pool_in_use = Gauge(
-            "tasks_api_db_pool_in_use", "Database connections serving a request now.",
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
-        self.pool_waiting = Gauge(
-            "tasks_api_db_pool_waiting", "Requests waiting for a database connection now.",
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
-        self.pool_max = Gauge(
-            "tasks_api_db_pool_max", "The most database connections the pools may open.",
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
+
+        def live(name: str, documentation: str) -> Gauge:
+            """A gauge summed over the live worker processes."""
+            return Gauge(name, documentation, registry=registry, multiprocess_mode="livesum")
+
+        self.in_flight = live("tasks_api_requests_in_flight", "Requests being served now.")
+        self.pool_size = live("tasks_api_db_pool_size", "Open database connections.")
+        self.pool_in_use = live(
+            "tasks_api_db_pool_in_use", "Database connections serving a request now."
+        )
+        self.pool_waiting = live(
+            "tasks_api_db_pool_waiting", "Requests waiting for a database connection now."
+        )
+        self.pool_max = live(
+            "tasks_api_db_pool_max", "The most database connections the pools may open."
+        )
         self.timeouts = Counter(
             "tasks_api_db_statement_timeouts",
             "Statements cancelled by statement_timeout or given up on after their time budget"

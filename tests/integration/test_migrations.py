@@ -95,28 +95,37 @@ def test_removing_stale_rate_limit_windows_reads_no_more_than_it_removes(
 ) -> None:
     """Every counted request looks for old windows to remove: by an index, never by reading
     a row for each user and address of the last minutes."""
-    import asyncpg
-
     from persistence.rate_limits import _PURGE
 
-    url = migrated_database("rate_limit_plan")
+    explained = plans(
+        migrated_database("rate_limit_plan"),
+        "INSERT INTO rate_limits SELECT 'user:' || n, date_trunc('minute', now()), 1"
+        " FROM generate_series(1, 20000) AS n",
+        [(_PURGE, {})],
+    )[0]
+    assert "ix_rate_limits_window_start" in explained, explained
+    assert "Seq Scan on rate_limits" not in explained, explained
 
-    async def plan() -> str:
+
+def plans(url: str, fill: str, statements: list[tuple[Any, dict[str, Any]]]) -> list[str]:
+    """PostgreSQL's plans for statements (with their values), after fill and ANALYZE."""
+    import asyncpg
+
+    async def run() -> list[str]:
         connection = await asyncpg.connect(url)
         try:
-            await connection.execute(
-                "INSERT INTO rate_limits SELECT 'user:' || n, date_trunc('minute', now()), 1"
-                " FROM generate_series(1, 20000) AS n"
-            )
-            await connection.execute("ANALYZE rate_limits")
-            rows = await connection.fetch(f"EXPLAIN {_PURGE.sql}", *_PURGE.arguments({}))
-            return "\n".join(row[0] for row in rows)
+            await connection.execute(fill)
+            await connection.execute("ANALYZE")
+            found = []
+            for statement, values in statements:
+                explain = f"EXPLAIN {statement.sql}"
+                rows = await connection.fetch(explain, *statement.arguments(values))
+                found.append("\n".join(row[0] for row in rows))
+            return found
         finally:
             await connection.close()
 
-    explained = asyncio.run(plan())
-    assert "ix_rate_limits_window_start" in explained, explained
-    assert "Seq Scan on rate_limits" not in explained, explained
+    return asyncio.run(run())
 
 
 def test_a_page_of_a_large_user_reads_a_page_not_the_user(
@@ -124,34 +133,19 @@ def test_a_page_of_a_large_user_reads_a_page_not_the_user(
 ) -> None:
     """The first page and a cursor page walk the (user_id, created_at) index for 21 rows and
     sum the user's count cells; nothing scans or sorts the user's 20,000 tasks."""
-    import asyncpg
-
     from persistence.tasks import _page
 
-    url = migrated_database("page_plan")
-
-    async def plans() -> list[str]:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(
-                "INSERT INTO tasks (user_id, title, created_at) SELECT 'large', 't',"
-                " now() - g * interval '1 second' FROM generate_series(1, 20000) AS g"
-            )
-            await connection.execute("ANALYZE tasks")
-            found = []
-            for cursor in (False, True):
-                page = _page("-created_at", False, False, cursor, False)
-                values = {
-                    "user_id": "large", "limit": 21, "offset": 0,
-                    "after_value": "2026-11-24T00:00:00Z", "after_id": uuid.uuid4(),
-                }  # fmt: skip
-                rows = await connection.fetch(f"EXPLAIN {page.sql}", *page.arguments(values))
-                found.append("\n".join(row[0] for row in rows))
-            return found
-        finally:
-            await connection.close()
-
-    for plan in asyncio.run(plans()):
+    values = {
+        "user_id": "large", "limit": 21, "offset": 0,
+        "after_value": "2026-11-24T00:00:00Z", "after_id": uuid.uuid4(),
+    }  # fmt: skip
+    found = plans(
+        migrated_database("page_plan"),
+        "INSERT INTO tasks (user_id, title, created_at) SELECT 'large', 't',"
+        " now() - g * interval '1 second' FROM generate_series(1, 20000) AS g",
+        [(_page("-created_at", False, False, cursor, False), values) for cursor in (False, True)],
+    )
+    for plan in found:
         assert "Index Scan using ix_tasks_user_id_created_at_id on tasks" in plan, plan
         assert "Seq Scan" not in plan, plan
         assert "on task_counts" in plan, plan
