@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -137,7 +138,9 @@ def test_a_page_of_a_large_user_reads_a_page_not_the_user(
 
     values = {
         "user_id": "large", "limit": 21, "offset": 0,
-        "after_value": "2026-11-24T00:00:00Z", "after_id": uuid.uuid4(),
+        # a cursor 1,000 tasks in, with 19,000 after it
+        "after_value": (datetime.now(UTC) - timedelta(seconds=1000)).isoformat(),
+        "after_id": uuid.uuid4(),
     }  # fmt: skip
     found = plans(
         migrated_database("page_plan"),
