@@ -65,13 +65,11 @@ def _user(scope: Scope) -> str | None:
 class RequestLogMiddleware:
     """Outermost of ours: sees every request and the status it was answered with."""
 
-    def __init__(
-        self, app: ASGIApp, *, log_requests: bool = True, metrics: Metrics | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, log_requests: bool = True) -> None:
         self.app = app
         self.log_requests = log_requests
         self.log = requests_logger()
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

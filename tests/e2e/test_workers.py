@@ -58,12 +58,18 @@ def auth(user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(SECRET, user)}"}
 
 
+def created(server: LiveServer, title: str) -> tuple[str, httpx.Response]:
+    """A new user, and the answer to its first task, created through server."""
+    user = f"w-{uuid.uuid4().hex[:8]}"
+    answer = httpx.post(f"{server.url}/api/{user}/tasks", json={"title": title}, headers=auth(user))
+    return user, answer
+
+
 def test_a_task_written_through_one_is_read_through_the_other(
     two_servers: tuple[LiveServer, LiveServer],
 ) -> None:
     a, b = two_servers
-    user = f"w-{uuid.uuid4().hex[:8]}"
-    made = httpx.post(f"{a.url}/api/{user}/tasks", json={"title": "via A"}, headers=auth(user))
+    user, made = created(a, "via A")
     read = httpx.get(f"{b.url}/api/{user}/tasks/{made.json()['id']}", headers=auth(user))
     assert read.json() == made.json()
     assert read.headers["etag"] == made.headers["etag"]
@@ -73,8 +79,7 @@ def test_a_stale_etag_through_one_after_a_write_through_the_other_is_412(
     two_servers: tuple[LiveServer, LiveServer],
 ) -> None:
     a, b = two_servers
-    user = f"w-{uuid.uuid4().hex[:8]}"
-    made = httpx.post(f"{a.url}/api/{user}/tasks", json={"title": "v1"}, headers=auth(user))
+    user, made = created(a, "v1")
     path = f"/api/{user}/tasks/{made.json()['id']}"
     tag = {"If-Match": made.headers["etag"]}
     assert httpx.put(f"{a.url}{path}", json={"title": "v2"},
