@@ -10,8 +10,9 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO, Any, TypeVar
 
 import pytest
 
@@ -47,6 +48,34 @@ def environment(**settings: str) -> dict[str, str]:
     return {**env, "UV_NO_ENV_FILE": "1", **off, **settings}
 
 
+T = TypeVar("T")
+
+
+def read_until(
+    stream: IO[Any], found: Callable[[list[str]], T | None], output: list[str], timeout: float
+) -> T | None:
+    """Lines of a process's output, added to output as they come, until found(output) says
+    something (returned) or timeout seconds pass (None). Raw reads of the descriptor: a
+    buffered readline() may take several lines at once, and the selector would then wait for
+    output that has already arrived."""
+    descriptor = stream.fileno()
+    deadline = time.monotonic() + timeout
+    pending = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(descriptor, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0 and selector.select(timeout=left):
+            chunk = os.read(descriptor, 65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            output.extend(line.decode(errors="replace") + "\n" for line in lines)
+            if lines and (result := found(output)) is not None:
+                if pending:  # the start of a line whose rest the caller reads next
+                    output.append(pending.decode(errors="replace"))
+                return result
+    return None
+
+
 class LiveServer:
     """A server command in its own process group, stopped like Ctrl-C in a terminal."""
 
@@ -80,24 +109,23 @@ class LiveServer:
         return "".join(self.output)
 
     def _wait_until_serving(self, timeout: float) -> int:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        port = 0
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while (left := deadline - time.monotonic()) > 0 and selector.select(timeout=left):
-                line = self.process.stdout.readline()
-                if not line:
-                    break
-                self.output.append(line)
+        def serving(lines: list[str]) -> int | None:
+            port = 0
+            for line in lines:
                 if match := READY.search(line):
                     port = int(match.group(1))
                     if "Listening at" not in line:
                         return port
                 if GRANIAN_WORKER_READY.search(line) and port:
                     return port
-        self.stop()
-        pytest.fail(f"{self.process.args!r} did not start serving:\n{self.log}")
+            return None
+
+        assert self.process.stdout is not None
+        port = read_until(self.process.stdout, serving, self.output, timeout)
+        if port is None:
+            self.stop()
+            pytest.fail(f"{self.process.args!r} did not start serving:\n{self.log}")
+        return port
 
     def _read_rest(self) -> None:
         assert self.process.stdout is not None
