@@ -20,6 +20,7 @@ from typing import Any
 from dotenv import load_dotenv
 
 from handlers.settings import DEV_KEY_FILE, METRICS_DIR_VARIABLE, Settings, SettingsError
+from persistence.database import DatabaseMisconfigured, DatabaseUnavailable
 
 ENV_FILE = ".env"
 
@@ -28,6 +29,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     if args.migrate:
         settings = dataclasses.replace(settings, migrate_on_start=True)
     workers = args.workers or settings.workers
+    settings = _prepare_database(settings)
     with ExitStack() as stack:
         if workers > 1:  # before anything imports prometheus-client, here or in a worker
             _share_metrics(stack)
@@ -129,6 +131,38 @@ def _share_metrics(stack: ExitStack) -> None:
     clear(directory)
 
 
+def _prepare_database(settings: Settings) -> Settings:
+    """With DATABASE_URL: connect once before anything starts, so a setting that cannot work
+    stops the command with one line (DatabaseMisconfigured) instead of every request failing,
+    and migrate here when asked, once for all workers. The embedded database is prepared where
+    it is started."""
+    if settings.database_url is None:
+        return settings
+    asyncio.run(_upgrade(settings, "head" if settings.migrate_on_start else None))
+    os.environ["MIGRATE_ON_START"] = "false"  # for worker processes, which read it
+    return dataclasses.replace(settings, migrate_on_start=False)
+
+
+async def _upgrade(settings: Settings, revision: str | None) -> str | None:
+    """Connect (refused at once when no retry can help), migrate to revision unless None, and
+    return the revision the database is at; a database that cannot be reached or refuses us is
+    said in one line (DatabaseUnavailable, DatabaseMisconfigured), never with a traceback."""
+    from persistence.database import classified, connect
+    from persistence.schema import current_revision, upgrade
+
+    try:
+        async with connect(settings.database_url, settings.data_dir, pool_size=1) as database:
+            if revision is None:
+                return None
+            await upgrade(database.url, revision)
+            return await current_revision(database.url)
+    except Exception as error:
+        meaning = classified(error)
+        if meaning is None:
+            raise
+        raise meaning from error
+
+
 def _prepare_workers(settings: Settings, stack: ExitStack) -> None:
     """What worker processes share, done once here: the embedded database (when no DATABASE_URL),
     the migration, and the development secret; the workers read them from the environment."""
@@ -148,16 +182,6 @@ def _prepare_workers(settings: Settings, stack: ExitStack) -> None:
     no_key = settings.jwt_secret is None and settings.jwt_jwks_url is None
     if settings.environment == "development" and no_key:
         dev_secret(settings.data_dir)  # made once, before workers race to make it
-
-
-async def _migrate(settings: Settings, revision: str) -> str | None:
-    from persistence.database import connect
-    from persistence.schema import current_revision, upgrade
-
-    settings.require_database()
-    async with connect(settings.database_url, settings.data_dir, pool_size=1) as database:
-        await upgrade(database.url, revision)
-        return await current_revision(database.url)
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> None:
@@ -243,15 +267,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "mcp":
             from handlers.mcp import stdio
 
+            settings = _prepare_database(settings)
             asyncio.run(stdio.serve(settings, os.environ.get(stdio.TOKEN_VARIABLE)))
         elif args.command == "migrate":
-            revision = asyncio.run(_migrate(settings, args.revision))
+            settings.require_database()
+            revision = asyncio.run(_upgrade(settings, args.revision))
             print(f"database at revision {revision}")
         else:
             _token(settings, args)
-    except SettingsError as error:
+    except (SettingsError, DatabaseMisconfigured) as error:
         print(f"tasks-api: {error}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as error:
+        print(f"tasks-api: the database is not reachable: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

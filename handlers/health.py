@@ -12,5 +12,5 @@ async def check_liveness() -> Reply:
 
 async def check_readiness() -> Reply:
     if not await database().ping():
-        raise ServiceUnavailable("The database is not answering.")
+        raise ServiceUnavailable("The database is not answering.", headers={"Retry-After": "1"})
     return reply(OK, 200)

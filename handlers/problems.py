@@ -184,7 +184,8 @@ def _bearer_challenge(request: ConnexionRequest, detail: str) -> str:
 
 def _render_problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, ProblemException)  # noqa: S101 - registered for this class only
-    if exc.status >= 500:
+    if exc.status >= 500 and exc.status != HTTPStatus.SERVICE_UNAVAILABLE:  # an outage is
+        # logged once by what saw it (persistence/database.py), not once per request
         logger.error("%s %s answered %s: %s", request.method, request.url.path, exc.status, exc)
     return problem_response(request, exc.status, exc.detail, headers=exc.headers, ext=exc.ext)
 
@@ -225,7 +226,8 @@ def _http_exception_renderer(
 
 
 def _render_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    # Not logged here: the database logs each outage's cause once, and the request's own line
+    # has its 503.
     return problem_response(
         request,
         HTTPStatus.SERVICE_UNAVAILABLE,

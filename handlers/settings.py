@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from persistence.database import connect_arguments
+from persistence.database_url import connect_arguments
 
 MIN_SECRET_BYTES = 32
 # prometheus-client's: where worker processes keep their metrics (handlers/metrics.py)

@@ -4,28 +4,39 @@ connection failures to one error.
 SQLAlchemy Core defines every statement (and Alembic the schema); each is compiled once for
 asyncpg's dialect and then run straight on an asyncpg pool, so a request pays for neither
 statement compilation nor SQLAlchemy's result machinery. Every operation is a single statement,
-atomic on its own, so none runs inside an explicit transaction (work of several statements would
-add one here, with asyncpg's connection.transaction()).
+atomic on its own, so none runs inside an explicit transaction (work of several statements
+opens one with transaction()). Behind a pooler in transaction mode (pool_mode=transaction,
+persistence/database_url.py) every block is a transaction instead, whose first statement sets
+the statement timeout, since such poolers refuse it as a start-up setting.
+
+A connection failure is one of two kinds. The database is down, slow or restarting: requests
+get 503 until it is back. Or it refused us for a reason no retry fixes (wrong password, no such
+database or role, a TLS certificate it will never accept): the server refuses to start with one
+line that names the cause, and if that happens after start (a rotated password) requests get
+503 too. Either way the log says why once per outage, not once per request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shlex
+import contextlib
+import logging
+import ssl
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ClauseElement
 
+from persistence.database_url import Target, async_url, target
 from persistence.embedded import embedded_postgres
 
 # Failures that mean "the database cannot serve us now", as opposed to a bug in a statement:
@@ -42,142 +53,114 @@ _UNAVAILABLE = (
     asyncpg.OperatorInterventionError,
     asyncpg.PostgresSystemError,
 )
+# What PgBouncer says (SQLSTATE 08P01, like any lost connection) when it refuses a client for
+# good, and what to do about it.
+_POOLER_REFUSALS = {
+    "unsupported startup parameter": (
+        "a pooler in transaction mode (PgBouncer, Neon's or Supabase's pooler) is in front: "
+        "add pool_mode=transaction to DATABASE_URL"
+    ),
+    "password authentication failed": "check the user and password in DATABASE_URL",
+    "no such database": "check the database name in DATABASE_URL",
+    "no such user": "check the user in DATABASE_URL",
+}
 
 # How long a request waits for the database before it answers 503 (README: "What clients get
-# when something is wrong"): opening a connection, each statement, and all of a request's work
-# on its connection (waiting for a free one included), so a client never waits 2 s or more on
-# a database that is down or hung.
-CONNECT_TIMEOUT = 0.8
+# when something is wrong"): opening a connection (CONNECT_TIMEOUT, in database_url.py), each
+# statement, and all of a request's work on its connection (waiting for a free one included),
+# so a client never waits 2 s or more on a database that is down or hung.
 STATEMENT_TIMEOUT = 1.0
 # All of one request's work on its connection, transactions of several statements included.
 REQUEST_BUDGET = 1.5  # leaves half a second of the 2 s for everything else, even on a busy host
 RELEASE_TIMEOUT = 0.5
+# An outage is logged when it starts and when it ends; one of the same kind as the last,
+# starting less than this many seconds after that one ended, is not logged again.
+REPORT_INTERVAL = 10.0
 # Migrations are run by an operator or at start-up, and may wait for a database that is waking up.
 MIGRATION_CONNECT_TIMEOUT = 30.0
-
-# URL options asyncpg reads itself from the DSN.
-_DSN_OPTIONS = frozenset({
-    "host", "port", "dbname", "database", "user", "password", "passfile", "service",
-    "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation",
-    "ssl_min_protocol_version", "ssl_max_protocol_version", "target_session_attrs",
-    "krbsrvname", "gsslib",
-})  # fmt: skip
-# libpq options asyncpg has no use for; dropped.
-_LIBPQ_ONLY = frozenset({"channel_binding", "gssencmode"})
-# asyncpg options a URL may carry that must reach it as numbers, e.g. statement_cache_size=0 behind
-# a transaction-mode pooler (PgBouncer, Supavisor), which cannot keep prepared statements.
-_INTEGER_OPTIONS = frozenset({"statement_cache_size", "max_cached_statement_lifetime",
-                              "max_cacheable_statement_size"})  # fmt: skip
-_TRANSLATED = frozenset({"application_name", "options", "connect_timeout"})
-_SUPPORTED = _DSN_OPTIONS | _INTEGER_OPTIONS | _TRANSLATED | _LIBPQ_ONLY
-_SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
-_FILE_OPTIONS = ("passfile", "sslcert", "sslkey", "sslrootcert", "sslcrl")
+# Behind a pooler in transaction mode: the first statement of every block (one round trip).
+_POOLED_BEGIN = f"BEGIN; SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT * 1000)}"
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 Row = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(Exception):
-    """The database could not be reached or did not answer in time."""
+    """The database could not be reached, did not answer in time, or refused us."""
+
+
+class DatabaseMisconfigured(Exception):
+    """The database refused us for a reason no retry fixes; the message names it."""
 
 
 class InvalidValue(Exception):
     """PostgreSQL refused a value (SQLSTATE class 22, data exception): the client's fault."""
 
 
-def _postgresql_scheme(url: str) -> str:
-    """postgres:// (as Heroku and others write it) spelled postgresql://."""
-    return (
-        "postgresql://" + url.removeprefix("postgres://") if url.startswith("postgres://") else url
-    )
+def refusal(error: BaseException) -> str | None:
+    """Why a failed connection attempt will fail the same way until someone changes a setting
+    (one line, without the password), or None when it may succeed later (the database is down,
+    slow or restarting)."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
+        return f"the database refused the credentials in DATABASE_URL: {message}"
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        return f"the database refused the connection: {message}"
+    if isinstance(error, asyncpg.exceptions.ClientConfigurationError):
+        return f"the connection settings cannot work: {message}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        reason = error.verify_message or message
+        return f"the database's TLS certificate was not accepted: {reason}"
+    if isinstance(error, ConnectionError) and "rejected SSL upgrade" in message:
+        return "the database does not speak TLS, which DATABASE_URL's sslmode requires"
+    if isinstance(error, asyncpg.ProtocolViolationError):
+        for said, advice in _POOLER_REFUSALS.items():
+            if said in message:
+                return f"the database refused the connection ({message}): {advice}"
+    return None
 
 
-def async_url(url: str) -> URL:
-    """A PostgreSQL URL (postgres:// or postgresql://) as SQLAlchemy's asyncpg URL, without
-    options: engines made by engine_for() take those from connect_arguments()."""
-    url = _postgresql_scheme(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        raise ValueError("DATABASE_URL must be a PostgreSQL URL")
-    return parsed.set(drivername="postgresql+asyncpg", query={})
+def classified(error: BaseException) -> DatabaseMisconfigured | DatabaseUnavailable | None:
+    """What a failure means for the server, wherever it was wrapped (SQLAlchemy and Alembic
+    wrap asyncpg's errors): a refusal no retry fixes, an outage, or None for anything else."""
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        reason = refusal(found)
+        if reason is not None:
+            return DatabaseMisconfigured(reason)
+        if isinstance(found, _UNAVAILABLE):
+            return DatabaseUnavailable(_outage(found))
+        found = getattr(found, "orig", None) or found.__cause__
+    return None
+
+
+def _outage(error: BaseException) -> str:
+    """A short, stable description of why the database is unavailable, for the log."""
+    said = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return f"{type(error).__name__}: {said}" if said else type(error).__name__
 
 
 def engine_for(url: str) -> AsyncEngine:
-    """A SQLAlchemy engine (for migrations) that connects exactly as the app's pool does."""
-    arguments = {**connect_arguments(url), "timeout": MIGRATION_CONNECT_TIMEOUT}
+    """A SQLAlchemy engine (for migrations) that connects exactly as the app's pool does. Its
+    prepared statements get unique names, as SQLAlchemy advises behind a pooler in transaction
+    mode (asyncpg#837): they outlive the client on the server connection, which the next
+    `tasks-api migrate` may be given, and asyncpg's own names restart at 1 in every process."""
+    arguments = {**target(url).arguments, "timeout": MIGRATION_CONNECT_TIMEOUT}
+    dbapi = PGDialect_asyncpg.import_dbapi()  # type: ignore[no-untyped-call]
 
     async def connect() -> asyncpg.Connection:
         return await asyncpg.connect(**arguments)
 
-    return create_async_engine(async_url(url), pool_size=1, async_creator=connect)
+    def creator() -> Any:
+        return dbapi.connect(async_creator_fn=connect, prepared_statement_name_func=_unique_name)
+
+    return create_async_engine(async_url(url), pool_size=1, creator=creator)
 
 
-def _server_settings(options: str) -> dict[str, str]:
-    """libpq's `options` (`-c name=value`, `--name=value`) as server settings."""
-    settings: dict[str, str] = {}
-    words = shlex.split(options)
-    while words:
-        word = words.pop(0)
-        if word == "-c" and words:
-            word = words.pop(0)
-        elif word.startswith("-c") or word.startswith("--"):
-            word = word[2:]
-        else:
-            raise ValueError("DATABASE_URL option options must be `-c name=value` pairs")
-        name, equals, value = word.partition("=")
-        if not equals or not name:
-            raise ValueError("DATABASE_URL option options must be `-c name=value` pairs")
-        settings[name.replace("-", "_")] = value
-    return settings
-
-
-def connect_arguments(url: str) -> dict[str, Any]:
-    """asyncpg.connect() arguments for a PostgreSQL URL: the DSN for asyncpg to read, with the
-    options it would misread taken out and translated. ValueError names any option that cannot
-    work, so a bad URL stops the server at start instead of failing every request."""
-    url = _postgresql_scheme(url)
-    parts = urlsplit(url)
-    if parts.scheme.partition("+")[0] != "postgresql":
-        raise ValueError("DATABASE_URL must be a PostgreSQL URL")
-    kept: list[tuple[str, str]] = []
-    arguments: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
-    server_settings: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in _LIBPQ_ONLY:
-            continue
-        if name in _INTEGER_OPTIONS:
-            if not (value.isascii() and value.isdigit()):
-                raise ValueError(f"DATABASE_URL option {name} must be a whole number")
-            arguments[name] = int(value)
-        elif name == "connect_timeout":
-            if not (value.isascii() and value.isdigit() and int(value) > 0):
-                raise ValueError("DATABASE_URL option connect_timeout must be whole seconds > 0")
-            arguments["timeout"] = min(float(value), CONNECT_TIMEOUT)
-        elif name == "application_name":
-            server_settings["application_name"] = value
-        elif name == "options":
-            server_settings.update(_server_settings(value))
-        elif name in _DSN_OPTIONS:
-            _check_dsn_option(name, value)
-            kept.append((name, value))
-        else:
-            supported = ", ".join(sorted(_SUPPORTED))
-            raise ValueError(
-                f"DATABASE_URL option {name[:40]!r} is not supported; use one of {supported}"
-            )
-    arguments["dsn"] = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(kept)))
-    if server_settings:
-        arguments["server_settings"] = server_settings
-    return arguments
-
-
-def _check_dsn_option(name: str, value: str) -> None:
-    if name == "sslmode" and value not in _SSLMODES:
-        raise ValueError(
-            f"DATABASE_URL option sslmode must be one of {', '.join(sorted(_SSLMODES))}"
-        )
-    system_roots = name == "sslrootcert" and value == "system"
-    if name in _FILE_OPTIONS and not system_roots and not Path(value).expanduser().is_file():
-        raise ValueError(f"DATABASE_URL option {name} names a file that does not exist")
+def _unique_name() -> str:
+    return f"__tasks_api_{uuid.uuid4().hex}__"
 
 
 @dataclass(frozen=True)
@@ -262,56 +245,144 @@ class Database:
         url: str,
         loggers: list[QueryLogger],
         watcher: Watcher | None = None,
+        *,
+        behind_transaction_pooler: bool = False,
     ) -> None:
         self.pool = pool
         self.url = url
         self._loggers = loggers  # the list the pool's acquire and release hooks read
         self._watcher = watcher or _Unwatched()
+        self._pooled = behind_transaction_pooler
         self.in_use = 0  # connections handed out
         self.waiting = 0  # requests waiting for one
+        self.trouble: str | None = None  # why the database is unavailable, until it is back
+        self._down_since, self._recovered_at = 0.0, -REPORT_INTERVAL
+        self._answered_503, self._reported, self._last_kind = 0, False, ""
 
     def _changed(self) -> None:
         self._watcher.pool_changed(self.pool.get_size(), self.in_use, self.waiting)
 
+    def _unavailable(self, reason: str, *, refused: bool = False) -> None:
+        """Say why requests get 503 once per outage, with its first cause (a database going
+        down passes through several: shutting down, connection lost, no socket, starting up),
+        and a refusal no retry fixes whenever it is new, since that one needs someone to act.
+        An outage like the one that ended less than REPORT_INTERVAL ago (an overloaded pool
+        that fails some requests and serves others) is not said again."""
+        now = time.monotonic()
+        if self.trouble is None:
+            self._down_since, self._answered_503 = now, 0
+            kind = reason.partition(":")[0]
+            self._reported = (
+                refused or kind != self._last_kind or (now - self._recovered_at >= REPORT_INTERVAL)
+            )
+            self._last_kind = kind
+        self._answered_503 += 1
+        if self.trouble is None or (refused and reason != self.trouble):
+            self.trouble = reason
+            if self._reported or refused:
+                self._reported = True
+                logger.error("database unavailable, answering 503 until it is back: %s", reason)
+
+    def _available(self) -> None:
+        if self.trouble is not None:
+            self.trouble = None
+            self._recovered_at = time.monotonic()
+            if self._reported:
+                down = self._recovered_at - self._down_since
+                logger.warning("database available again after %.1f s (%d requests answered 503)",
+                               down, self._answered_503)  # fmt: skip
+
+    async def _acquire(self) -> asyncpg.Connection:
+        """A pooled connection (opening one is bounded by CONNECT_TIMEOUT); a refusal that no
+        retry fixes is DatabaseMisconfigured."""
+        self.waiting += 1
+        self._changed()
+        try:
+            return await self.pool.acquire()
+        except Exception as error:
+            reason = refusal(error)
+            if reason is not None:
+                raise DatabaseMisconfigured(reason) from error
+            raise
+        finally:
+            self.waiting -= 1
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        """A connection for the block, which must finish within REQUEST_BUDGET.
-
-        A connection that failed or timed out is closed, never returned to the pool: asyncpg
-        would first wait for its query to be cancelled, which on a hung server never happens.
-        """
-        try:
-            async with asyncio.timeout(REQUEST_BUDGET):
-                self.waiting += 1
-                self._changed()
-                try:
-                    raw = await self.pool.acquire()  # opening one is bounded by CONNECT_TIMEOUT
-                finally:
-                    self.waiting -= 1
-                self.in_use += 1
-                self._changed()
-                try:
-                    yield Connection(raw)
-                except _UNAVAILABLE:
-                    raw.terminate()
-                    raise
-                finally:
-                    self.in_use -= 1
-                    await self.pool.release(raw, timeout=RELEASE_TIMEOUT)
-                    self._changed()
-        except _UNAVAILABLE as error:
-            if isinstance(error, _TIMED_OUT):
-                self._watcher.timed_out()
-            raise DatabaseUnavailable(type(error).__name__) from error
-        except asyncpg.DataError as error:
-            raise InvalidValue(str(error)[:200]) from error
+        """A connection for the block, which must finish within REQUEST_BUDGET."""
+        async with self._connection(transaction=False) as connection:
+            yield connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """A connection in a transaction: committed when the block ends, rolled back when it
         raises (the one place that opens transactions)."""
-        async with self.connection() as connection, connection._raw.transaction():
+        async with self._connection(transaction=True) as connection:
             yield connection
+
+    @asynccontextmanager
+    async def _connection(self, *, transaction: bool) -> AsyncIterator[Connection]:
+        """A connection that failed or timed out is closed, never returned to the pool: asyncpg
+        would first wait for its query to be cancelled, which on a hung server never happens."""
+        try:
+            async with asyncio.timeout(REQUEST_BUDGET):
+                raw = await self._acquire()
+                self.in_use += 1
+                self._changed()
+                try:
+                    if self._pooled:
+                        async with _pooled_transaction(raw):
+                            yield Connection(raw)
+                    elif transaction:
+                        async with raw.transaction():
+                            yield Connection(raw)
+                    else:
+                        yield Connection(raw)
+                except (*_UNAVAILABLE, asyncio.CancelledError):  # cut off by the budget too
+                    _discard(raw)
+                    raise
+                else:  # not after the connection alone: a pooler hands one out while the
+                    self._available()  # database behind it is down
+                finally:
+                    self.in_use -= 1
+                    await self.pool.release(raw, timeout=RELEASE_TIMEOUT)
+                    self._changed()
+        except DatabaseMisconfigured as error:
+            self._unavailable(str(error), refused=True)
+            raise DatabaseUnavailable(str(error)) from error
+        except _UNAVAILABLE as error:
+            if isinstance(error, _TIMED_OUT):
+                self._watcher.timed_out()
+            if not isinstance(error, asyncpg.QueryCanceledError):  # one slow statement is no
+                self._unavailable(_outage(error))  # outage; no answer at all within the budget is
+            raise DatabaseUnavailable(type(error).__name__) from error
+        except asyncpg.DataError as error:
+            raise InvalidValue(str(error)[:200]) from error
+
+    async def probe(self) -> None:
+        """Open a connection and run a statement, as the first request would: raise
+        DatabaseMisconfigured for a refusal no retry fixes; a database that is down or slow
+        leaves its cause in `trouble` (requests get 503 until it is back)."""
+        try:
+            async with asyncio.timeout(REQUEST_BUDGET):
+                raw = await self._acquire()
+                try:
+                    if self._pooled:
+                        async with _pooled_transaction(raw):
+                            await raw.fetchval("SELECT 1")
+                    else:
+                        await raw.fetchval("SELECT 1")
+                except _UNAVAILABLE:
+                    _discard(raw)
+                    raise
+                finally:
+                    await self.pool.release(raw, timeout=RELEASE_TIMEOUT)
+        except _UNAVAILABLE as error:
+            reason = refusal(error)  # PgBouncer may refuse only at the first statement
+            if reason is not None:
+                raise DatabaseMisconfigured(reason) from error
+            self.trouble = _outage(error)  # said by whoever opened it (the server's lifespan)
+            self._down_since, self._answered_503, self._reported = time.monotonic(), 0, True
 
     async def ping(self) -> bool:
         """Whether the database answers a query now."""
@@ -330,11 +401,51 @@ class Database:
         self._loggers.remove(logger)
 
 
+def _discard(raw: asyncpg.Connection) -> None:
+    """Close a connection that failed or timed out, unless it is gone already (asyncpg hands a
+    connection that died back to its pool by itself)."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        raw.terminate()
+
+
+@asynccontextmanager
+async def _pooled_transaction(raw: asyncpg.Connection) -> AsyncIterator[None]:
+    """The block as one transaction whose statements PostgreSQL cancels after
+    STATEMENT_TIMEOUT, for a pooler in transaction mode (which hands the next transaction to
+    any of its server connections, so nothing may be set for the session)."""
+    await raw.execute(_POOLED_BEGIN)
+    try:
+        yield
+    except (*_UNAVAILABLE, asyncio.CancelledError):
+        raise  # lost, or cut off mid-statement: the caller closes it, which rolls back
+    except BaseException:
+        await raw.execute("ROLLBACK")  # if this fails too, its error closes the connection
+        raise
+    await raw.execute("COMMIT")
+
+
+def _pool_arguments(database: Target) -> dict[str, Any]:
+    """asyncpg.create_pool()'s connection arguments: the URL's, and the statement timeout as a
+    start-up setting unless a pooler in transaction mode (which refuses it) is in front."""
+    arguments = dict(database.arguments)
+    settings = {"application_name": "tasks-api"}
+    if not database.behind_transaction_pooler:
+        # The server gives up too, so a statement cut off here does not run on unseen.
+        settings["statement_timeout"] = str(int(STATEMENT_TIMEOUT * 1000))
+    arguments["server_settings"] = {**settings, **arguments.get("server_settings", {})}
+    return arguments
+
+
 @asynccontextmanager
 async def open_database(
     url: str, *, pool_size: int = 10, watcher: Watcher | None = None
 ) -> AsyncIterator[Database]:
-    """A Database for the lifetime of the block; its connections are closed afterwards."""
+    """A Database for the lifetime of the block; its connections are closed afterwards.
+
+    One connection is opened first: a refusal no retry fixes raises DatabaseMisconfigured (the
+    server must not start); a database that is down leaves its cause in `trouble` (a server
+    starts anyway and answers 503, and /readyz says so, until it is up).
+    """
     loggers: list[QueryLogger] = []
 
     async def setup(raw: asyncpg.Connection) -> None:
@@ -347,13 +458,7 @@ async def open_database(
         for logger in loggers:
             raw.remove_query_logger(logger)
 
-    arguments = connect_arguments(url)
-    arguments["server_settings"] = {
-        "application_name": "tasks-api",
-        # The server gives up too, so a statement cut off here does not run on unseen.
-        "statement_timeout": str(int(STATEMENT_TIMEOUT * 1000)),
-        **arguments.get("server_settings", {}),
-    }
+    database = target(url)
     try:
         pool = await asyncpg.create_pool(
             min_size=0,  # start even while the database is down; /readyz says so
@@ -361,12 +466,16 @@ async def open_database(
             command_timeout=STATEMENT_TIMEOUT,
             setup=setup,
             reset=reset,
-            **arguments,
+            **_pool_arguments(database),
         )
     except _UNAVAILABLE as error:
         raise DatabaseUnavailable(type(error).__name__) from error
+    handle = Database(
+        pool, url, loggers, watcher, behind_transaction_pooler=database.behind_transaction_pooler
+    )
     try:
-        yield Database(pool, url, loggers, watcher)
+        await handle.probe()
+        yield handle
     finally:
         await pool.close()
 

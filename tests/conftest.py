@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from handlers.http.app import create_app
 from handlers.security import mint_token
 from handlers.settings import Settings
-from persistence.database import connect_arguments
+from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -31,6 +32,7 @@ from persistence.database import connect
 from persistence.schema import upgrade
 
 GC_THRESHOLD = 50_000
+logger = logging.getLogger(__name__)
 
 # Connexion's own pipeline (ConnexionMiddleware.default_middlewares: errors, docs, routing,
 # security, validation, lifespan, context), with ours inserted at its documented positions.
@@ -75,6 +77,9 @@ def create_app(
             ) as database,
             mcp_serving() as mcp_endpoint,
         ):
+            if database.trouble is not None:
+                logger.warning("database not reachable at start (%s); answering 503 until it is",
+                               database.trouble)  # fmt: skip
             if settings.migrate_on_start:
                 await upgrade(database.url)
             metrics.pool_max.set(settings.db_pool_size)

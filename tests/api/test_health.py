@@ -45,6 +45,7 @@ def test_database_outage_is_a_503_problem_not_a_500(unreachable_database: TestCl
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"
+    assert ready.headers["retry-after"] == "1"  # as the contract declares for every 503
 
     for method, url in [("GET", f"/api/{user}/tasks"), ("POST", f"/api/{user}/tasks")]:
         response = client.request(method, url, json={"title": "x"}, headers=bearer(user))

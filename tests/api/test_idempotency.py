@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from handlers.settings import Settings
-from persistence.database import connect_arguments
+from persistence.database_url import connect_arguments
 from tests.api.test_errors import problem
 from tests.conftest import bearer, client_with
 

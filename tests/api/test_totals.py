@@ -15,7 +15,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from persistence import tasks
-from persistence.database import Connection, connect_arguments, open_database
+from persistence.database import Connection, open_database
+from persistence.database_url import connect_arguments
 from persistence.schema import downgrade, upgrade
 from tests.conftest import bearer
 

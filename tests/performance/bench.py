@@ -38,7 +38,7 @@ import jwt
 import psutil
 
 from handlers.security import mint_token
-from persistence.database import connect_arguments
+from persistence.database_url import connect_arguments
 from persistence.embedded import start
 from persistence.schema import upgrade
 from tests.live import REPO, TASKS_API, LiveServer, environment, free_port

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from persistence.database import connect_arguments
+from persistence.database_url import connect_arguments
 
 SECRET = os.environ["JWT_SECRET"]
 INSERT = (

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped
 
-from persistence.database import async_url, connect_arguments
+from persistence.database_url import async_url, connect_arguments
 from persistence.tables import tasks as tasks_table
 
 SECRET = os.environ["JWT_SECRET"]
