@@ -16,7 +16,7 @@ export UV_COMPILE_BYTECODE := 1
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install run migrate test fuzz bench client client-ts stubs contract-check contract-diff lint typecheck security
+.PHONY: help install run migrate test test-packages fuzz bench client client-ts stubs contract-check contract-diff lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -34,8 +34,22 @@ run: install  ## serve on http://$HOST:$PORT (embedded PostgreSQL unless DATABAS
 migrate: install  ## migrate the database schema to head
 	APP_ENV=$${APP_ENV:-development} $(RUN) tasks-api migrate
 
-test: lint typecheck security contract-check contract-diff  ## everything CI runs
+test: lint typecheck security contract-check contract-diff test-packages  ## everything CI runs
 	$(RUN) pytest --cov --cov-report=term-missing
+
+# What the tests start for real besides Python packages: Debian's PgBouncer (tests/pgbouncer.py).
+TEST_PACKAGES := pgbouncer
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+test-packages:  ## install the Debian packages the tests run (pgbouncer) where they are missing
+	@missing=""; for package in $(TEST_PACKAGES); do \
+		command -v $$package >/dev/null || [ -x /usr/sbin/$$package ] || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (Debian packages the tests start)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get install -y -q --no-install-recommends $$missing \
+			|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; }; \
+	fi
 
 fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
 	$(RUN) pytest tests/fuzz

@@ -1,6 +1,7 @@
-"""Database faults under load, against a real server and its own PostgreSQL: stopped, paused
-with SIGSTOP, then back. Clients get 503 with Retry-After within 2 s and never a 500 or a hang,
-/readyz tells the truth, and the same process serves again once the database is back.
+"""Database faults under load, against a real server and its own PostgreSQL (directly, and behind
+a real PgBouncer in transaction mode): stopped, paused with SIGSTOP, then back. Clients get 503
+with Retry-After within 2 s and never a 500 or a hang, /readyz tells the truth, the log says
+why once, and the same process serves again once the database is back.
 
 Every load run is bounded in time and sends traffic to 127.0.0.1 only.
 """
@@ -11,6 +12,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
 from tests.api.test_metrics import Samples, parse, value
 from tests.live import TASKS_API, LiveServer, environment, free_port
+from tests.pgbouncer import PgBouncer
 
 SECRET = "fault-tests-" + "x9Kq2mZ7vR4tW8yB3nL6pD1sF5hJ0cG"
 WORKERS = 8
@@ -125,17 +128,32 @@ def database(tmp_path: Path) -> Iterator[EmbeddedServer]:
     server.stop()
 
 
-@pytest.fixture
-def serving(database: EmbeddedServer, tmp_path: Path) -> Iterator[LiveServer]:
-    env = environment(
-        APP_ENV="production", DATABASE_URL=database.url(), JWT_SECRET=SECRET,
-        DATA_DIR=str(tmp_path / "data"), PORT=str(free_port()), ACCESS_LOG="false",
-    )  # fmt: skip
-    server = LiveServer([str(TASKS_API), "serve"], env, start_timeout=60)
-    yield server
-    server.stop()
+@pytest.fixture(params=["direct", "pgbouncer"])
+def serving(
+    database: EmbeddedServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
+    """The server on the database directly, or through a real PgBouncer in transaction mode
+    (tests/pgbouncer.py), which holds a client while it has no server connection to give."""
+    with ExitStack() as stack:
+        url = database.url()
+        if request.param == "pgbouncer":
+            bouncer = PgBouncer(database)
+            stack.callback(bouncer.stop)
+            url = bouncer.url("postgres", pool_mode="transaction")
+        env = environment(
+            APP_ENV="production", DATABASE_URL=url, JWT_SECRET=SECRET,
+            DATA_DIR=str(tmp_path / "data"), PORT=str(free_port()), ACCESS_LOG="false",
+        )  # fmt: skip
+        server = LiveServer([str(TASKS_API), "serve"], env, start_timeout=60)
+        yield server
+        server.stop()
     assert "Traceback" not in server.log
     assert " 500" not in server.log
+    # The outage's cause and its end, each said once (twice when a pooler still served a
+    # request or two as it began), not once per request as before.
+    said = [line for line in server.log.splitlines() if '"persistence.database"' in line]
+    assert 1 <= sum("database unavailable, answering 503" in line for line in said) <= 2, said
+    assert "database available again after" in said[-1], said
 
 
 def postgres_processes(database: EmbeddedServer) -> list[psutil.Process]:

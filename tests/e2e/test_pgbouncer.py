@@ -1,0 +1,248 @@
+"""Behind a real PgBouncer in transaction pool mode, stock configuration, with the one setting the
+README gives (`pool_mode=transaction` in DATABASE_URL): migrations, the CRUD flow, idempotency
+keys under a race, conditional writes under a race, exact totals and rate limits, and a statement
+timeout that PostgreSQL itself enforces. Without that setting the server refuses to start and
+says what to add. (The outage under load through PgBouncer is in tests/faults.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from handlers.context import STATE_KEY
+from handlers.security import mint_token
+from handlers.settings import Settings
+from persistence.database import DatabaseUnavailable, open_database
+from persistence.embedded import EmbeddedServer
+from tests.api.test_limits import FIELD
+from tests.conftest import client_with
+from tests.live import TASKS_API, LiveServer, environment, free_port
+from tests.pgbouncer import PgBouncer
+
+SECRET = "pooled-" + uuid.uuid4().hex + uuid.uuid4().hex
+DATABASE = "pgbouncer_tests"
+QUOTA = 100  # requests per user and minute: more than any test but the limit test sends
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(postgres: EmbeddedServer) -> Iterator[PgBouncer]:
+    bouncer = PgBouncer(postgres)
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture(scope="module")
+def pooled_url(pgbouncer: PgBouncer, create_database: Callable[[str], str]) -> str:
+    create_database(DATABASE)
+    return pgbouncer.url(DATABASE, pool_mode="transaction")
+
+
+def command(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = environment(APP_ENV="production", JWT_SECRET=SECRET, PORT=str(free_port()), **settings)
+    return subprocess.run([str(TASKS_API), *args], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(pooled_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    # Migrated through the pooler, twice: the second run meets the first one's server
+    # connection (and whatever it prepared there) and must find nothing to do.
+    for _ in range(2):
+        migrated = command("migrate", DATABASE_URL=pooled_url)
+        assert migrated.returncode == 0, migrated.stderr
+    env = environment(
+        APP_ENV="production", DATABASE_URL=pooled_url, JWT_SECRET=SECRET,
+        PORT=str(free_port()), DATA_DIR=str(tmp_path_factory.mktemp("pooled")),
+        LOG_FORMAT="json", RATE_LIMIT_PER_MINUTE=str(QUOTA), VALIDATE_RESPONSES="true",
+    )  # fmt: skip
+    live = LiveServer([str(TASKS_API), "serve"], env, start_timeout=60)
+    yield live
+    live.stop()
+    assert "Traceback" not in live.log
+
+
+def auth(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(SECRET, user)}"}
+
+
+def new_user() -> str:
+    return f"pooled-{uuid.uuid4().hex[:8]}"
+
+
+def test_the_stock_url_is_refused_at_start_saying_what_to_add(pgbouncer: PgBouncer) -> None:
+    """PgBouncer refuses the statement_timeout start-up setting; without pool_mode=transaction
+    that would be a 503 on every request, for ever."""
+    result = command("serve", DATABASE_URL=pgbouncer.url(DATABASE))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "unsupported startup parameter: statement_timeout" in result.stderr
+    assert "add pool_mode=transaction to DATABASE_URL" in result.stderr
+
+
+def test_the_crud_flow(server: LiveServer) -> None:
+    user = new_user()
+    tasks = f"{server.url}/api/{user}/tasks"
+    with httpx.Client(headers=auth(user), timeout=10) as http:
+        created = http.post(tasks, json={"title": "pooled", "priority": "high"})
+        assert created.status_code == 201, created.text
+        task = f"{tasks}/{created.json()['id']}"
+        read = http.get(task)
+        assert read.json() == created.json()
+        assert http.get(task, headers={"If-None-Match": read.headers["etag"]}).status_code == 304
+        patched = http.patch(task, json={"title": "changed"},
+                             headers={"If-Match": read.headers["etag"],
+                                      "Content-Type": "application/merge-patch+json"})  # fmt: skip
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["title"] == "changed"
+        assert http.patch(f"{task}/complete").json()["completed"] is True
+        listed = http.get(tasks, params={"completed": "true"}).json()
+        assert (listed["total"], [t["id"] for t in listed["items"]]) == (1, [read.json()["id"]])
+        assert http.delete(task).status_code == 204
+        assert http.get(task).status_code == 404
+        assert http.get(tasks).json()["total"] == 0
+
+
+def test_thirty_concurrent_creates_with_one_key_make_one_task(server: LiveServer) -> None:
+    user = new_user()
+    tasks = f"{server.url}/api/{user}/tasks"
+    headers = {**auth(user), "Idempotency-Key": "pooled-race"}
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=10) as http:
+            return await asyncio.gather(*(
+                http.post(tasks, json={"title": "once"}, headers=headers) for _ in range(30)
+            ))  # fmt: skip
+
+    answers = asyncio.run(race())
+    assert {a.status_code for a in answers} <= {201, 409}, [a.text for a in answers]
+    created = [a for a in answers if a.status_code == 201]
+    assert len({a.json()["id"] for a in created}) == 1
+    assert sum(a.headers.get("idempotent-replayed") != "true" for a in created) == 1
+    listed = httpx.get(tasks, headers=auth(user), timeout=10).json()
+    assert listed["total"] == len(listed["items"]) == 1
+
+
+def test_concurrent_writers_with_one_etag_change_the_task_once(server: LiveServer) -> None:
+    user = new_user()
+    tasks = f"{server.url}/api/{user}/tasks"
+    made = httpx.post(tasks, json={"title": "contested"}, headers=auth(user), timeout=10)
+    task = f"{tasks}/{made.json()['id']}"
+    headers = {**auth(user), "If-Match": made.headers["etag"],
+               "Content-Type": "application/merge-patch+json"}  # fmt: skip
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=10) as http:
+            return await asyncio.gather(*(
+                http.patch(task, content=json.dumps({"title": f"writer {n}"}), headers=headers)
+                for n in range(20)
+            ))  # fmt: skip
+
+    answers = asyncio.run(race())
+    assert sorted(a.status_code for a in answers) == [200] + [412] * 19
+    winner = next(a for a in answers if a.status_code == 200)
+    now = httpx.get(task, headers=auth(user), timeout=10)
+    assert now.json()["title"] == winner.json()["title"]
+    assert now.headers["etag"] == winner.headers["etag"] == '"2"'
+
+
+def test_totals_stay_exact_under_concurrent_writes(server: LiveServer) -> None:
+    user = new_user()
+    tasks = f"{server.url}/api/{user}/tasks"
+
+    async def writes() -> None:
+        async with httpx.AsyncClient(headers=auth(user), timeout=10) as http:
+            made = await asyncio.gather(*(
+                http.post(tasks, json={"title": f"t{n}", "priority": ("low", "high")[n % 2]})
+                for n in range(30)
+            ))  # fmt: skip
+            ids = [m.json()["id"] for m in made]
+            await asyncio.gather(
+                *(http.patch(f"{tasks}/{i}/complete") for i in ids[:12]),
+                *(http.delete(f"{tasks}/{i}") for i in ids[20:]),
+            )
+
+    asyncio.run(writes())
+    with httpx.Client(headers=auth(user), timeout=10) as http:
+
+        def total(**filters: str) -> int:
+            count: int = http.get(tasks, params=filters).json()["total"]
+            return count
+
+        assert total() == 20
+        assert total(completed="true") == 12
+        assert total(completed="false", priority="high") == len([n for n in range(12, 20) if n % 2])
+
+
+def test_statements_per_request_are_the_operations_own_in_one_transaction(
+    pooled_url: str, settings: Settings
+) -> None:
+    """Each operation runs the statements it runs without the pooler (one each), inside a
+    transaction that sets the statement timeout first: one round trip more at each end."""
+    user = new_user()
+    tasks = f"/api/{user}/tasks"
+    seen: list[str] = []
+
+    def record(query: Any) -> None:
+        # asyncpg looks up a type's codec once per connection, the first time it meets it.
+        if "'jit'" not in query.query and "pg_catalog" not in query.query:
+            seen.append(query.query)
+
+    with client_with(settings, database_url=pooled_url, jwt_secret=SECRET) as client:
+        database = client.app_state[STATE_KEY].database
+        database.add_query_logger(record)
+        made = client.post(tasks, json={"title": "counted"}, headers=auth(user))
+        per_request = [list(seen)]
+        task = f"{tasks}/{made.json()['id']}"
+        for method, url in (("GET", task), ("GET", tasks), ("PATCH", f"{task}/complete")):
+            seen.clear()
+            assert client.request(method, url, headers=auth(user)).status_code == 200
+            per_request.append(list(seen))
+        database.remove_query_logger(record)
+
+    assert made.status_code == 201
+    for queries in per_request:
+        assert len(queries) == 3, queries
+        assert queries[0] == "BEGIN; SET LOCAL statement_timeout = 1000"
+        assert queries[2] == "COMMIT"
+
+
+def test_the_rate_limit_trips_at_exactly_the_quota(server: LiveServer) -> None:
+    async def burst(user: str) -> list[httpx.Response]:
+        url = f"{server.url}/api/{user}/tasks"
+        async with httpx.AsyncClient(headers=auth(user), timeout=10) as http:
+            return await asyncio.gather(*(http.get(url) for _ in range(QUOTA + 10)))
+
+    for _ in range(2):  # a burst that straddles two calendar minutes is sent again
+        answers = asyncio.run(burst(new_user()))
+        left = [int(m["t"]) for a in answers if (m := FIELD.search(a.headers["ratelimit"]))]
+        if max(left) - min(left) <= 5:
+            break
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == QUOTA
+    assert statuses.count(429) == 10
+
+
+def test_postgresql_enforces_the_statement_timeout_behind_the_pooler(pooled_url: str) -> None:
+    async def sleep_too_long() -> BaseException | None:
+        async with open_database(pooled_url, pool_size=1) as database:
+            async with database.connection() as connection:
+                shown = await connection._raw.fetchval("SHOW statement_timeout")
+                assert shown == "1s"
+            try:
+                async with database.connection() as connection:
+                    # The client would wait 5 s: only PostgreSQL can cut this one off at 1 s.
+                    await connection._raw.fetchval("SELECT pg_sleep(3)", timeout=5)
+            except DatabaseUnavailable as error:
+                return error.__cause__
+            return None
+
+    cause = asyncio.run(sleep_too_long())
+    assert cause is not None
+    assert "canceling statement due to statement timeout" in str(cause)
