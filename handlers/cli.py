@@ -52,6 +52,9 @@ def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
         "log_config": None,  # tasks-api's own (handlers/logs.py), set up by main()
         "access_log": False,  # one line per request comes from the app, with more in it
         "server_header": False,
+        # The app reads X-Forwarded-For itself, and only from FORWARDED_ALLOW_IPS (uvicorn's
+        # own would trust loopback peers by default, and not exist under Granian).
+        "proxy_headers": False,
         "timeout_graceful_shutdown": settings.graceful_timeout_seconds,
     }
     if workers == 1:

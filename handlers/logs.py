@@ -35,6 +35,18 @@ def _add_request_id(
     return event
 
 
+MAX_EVENT = 2048  # characters of a record's message: a library may quote a huge header
+
+
+def _cap_event(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    message = event.get("event")
+    if isinstance(message, str) and len(message) > MAX_EVENT:
+        event["event"] = message[: MAX_EVENT - 1] + "…"
+    return event
+
+
 class _Stderr:
     """The process's stderr as it is when a line is written (never the one at configuration,
     which may since have been replaced), and a line that cannot be written is dropped: as with
@@ -66,7 +78,9 @@ def configure(level: str, log_format: LogFormat) -> None:
     half its cost) and goes straight to stderr, rendered with orjson, in the same shape."""
     global _requests
     stamped: list[Any] = [structlog.processors.TimeStamper(fmt="iso", utc=True), _add_request_id]
-    shared: list[Any] = [structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, *stamped]
+    shared: list[Any] = [
+        structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, _cap_event, *stamped,
+    ]  # fmt: skip
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"

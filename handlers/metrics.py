@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as multiprocess_mode
 from prometheus_client.exposition import choose_encoder
 
+from handlers.problems import CLIENT_CLOSED_STATUS
 from handlers.settings import METRICS_DIR_VARIABLE
 
 # Latency buckets (seconds): a list answers in milliseconds, the database budget is 1.5 s.
@@ -121,10 +122,12 @@ class Metrics:
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, operation: str, status: int, seconds: float) -> None:
-        key = (operation, status // 100)
+        key = (operation, status if status == CLIENT_CLOSED_STATUS else status // 100)
         children = self._children.get(key)
         if children is None:
-            labels = (operation, _STATUS_CLASSES.get(status // 100, "other"))
+            kind = _STATUS_CLASSES.get(status // 100, "other")
+            # a client that left mid-request: its own outcome, never a 4xx the server sent
+            labels = (operation, "client_closed" if status == CLIENT_CLOSED_STATUS else kind)
             children = (self.requests.labels(*labels), self.duration.labels(*labels))
             self._children[key] = children
         children[0].inc()

@@ -25,6 +25,8 @@ PROBLEM_JSON = "application/problem+json"
 MAX_DETAIL = 300
 MAX_ERRORS = 50
 REALM = "tasks-api"
+# What a request whose client left mid-request is recorded as (nginx's 499, "client closed").
+CLIENT_CLOSED_STATUS = 499
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,11 @@ class TooManyRequests(Problem):
 
 class ServiceUnavailable(Problem):
     status_code_default = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class ClientClosed(Exception):
+    """The client closed its connection before it sent all of its request: nobody is left to
+    answer, and it is not a client error the server reports (metrics count it on its own)."""
 
 
 class NotImplementedYet(Problem):
@@ -252,6 +259,11 @@ def _render_invalid_value(request: ConnexionRequest, exc: Exception) -> Connexio
     )
 
 
+def _render_client_closed(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    # Nobody will read it; the status is what the log line and metrics record.
+    return ConnexionResponse(status_code=CLIENT_CLOSED_STATUS)
+
+
 def _render_unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -267,4 +279,5 @@ def register_problem_handlers(app: AsyncApp, paths: Mapping[str, Mapping[str, An
     app.add_error_handler(DatabaseUnavailable, _render_unavailable)
     app.add_error_handler(InvalidValue, _render_invalid_value)
     app.add_error_handler(StaleVersion, _render_stale)
+    app.add_error_handler(ClientClosed, _render_client_closed)
     app.add_error_handler(Exception, _render_unexpected)

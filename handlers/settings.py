@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -37,6 +37,7 @@ _PLACEHOLDER_WORDS = (
 )
 
 Environment = Literal["development", "production"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 N = TypeVar("N", int, float)
 
 # What each kind of key source may verify; "none" is never among them.
@@ -47,6 +48,24 @@ ASYMMETRIC_ALGORITHMS = (
 DEFAULT_SECRET_ALGORITHMS = ("HS256",)
 DEFAULT_JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# An ALLOWED_HOSTS entry: a name or IPv4 address, or a bracketed IPv6 one, with :port or :*.
+_HOST = re.compile(r"(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?:[0-9]{1,5}|\*))?")
+
+
+def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...] | None:
+    """FORWARDED_ALLOW_IPS as networks (an address is a network of one), or None for `*`
+    (every peer); ValueError names an entry that is neither."""
+    networks: list[Network] = []
+    for entry in entries:
+        if entry == "*":
+            return None
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"FORWARDED_ALLOW_IPS entry {entry[:60]!r} is not an IP address or network"
+            ) from None
+    return tuple(networks)
 
 
 class SettingsError(ValueError):
@@ -91,6 +110,11 @@ class Settings:
     auth_failure_limit_per_minute: int = 60
     metrics_token: str | None = None
     server: Literal["uvicorn", "granian"] = "uvicorn"
+    # Peers whose X-Forwarded-For (or Forwarded) names the client; none by default.
+    forwarded_allow_ips: tuple[str, ...] = ()
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    # Host header values /mcp accepts besides loopback and PUBLIC_URL's (DNS-rebinding guard).
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +176,13 @@ class Settings:
         else:
             errors.append("SERVER must be 'uvicorn' or 'granian'")
 
+        forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+        chosen_header = (text("FORWARDED_HEADER") or forwarded_header).lower()
+        if chosen_header in ("x-forwarded-for", "forwarded"):
+            forwarded_header = "forwarded" if chosen_header == "forwarded" else "x-forwarded-for"
+        else:
+            errors.append("FORWARDED_HEADER must be 'x-forwarded-for' or 'forwarded'")
+
         settings = cls(
             environment="development" if environment == "development" else "production",
             database_url=text("DATABASE_URL"),
@@ -189,6 +220,9 @@ class Settings:
             ),
             metrics_token=text("METRICS_TOKEN"),
             server=server,
+            forwarded_allow_ips=words("FORWARDED_ALLOW_IPS"),
+            forwarded_header=forwarded_header,
+            allowed_hosts=tuple(h.lower() for h in words("ALLOWED_HOSTS")),
         )
         errors.extend(settings.problems())
         if errors:
@@ -213,6 +247,16 @@ class Settings:
             url = urlsplit(self.public_url)
             if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
                 found.append("PUBLIC_URL must be an http:// or https:// URL with no query")
+        try:
+            trusted_networks(self.forwarded_allow_ips)
+        except ValueError as error:
+            found.append(f"{error} (write addresses or CIDR networks, or *)")
+        bad_hosts = [h for h in self.allowed_hosts if not _HOST.fullmatch(h)]
+        if bad_hosts:
+            found.append(
+                f"ALLOWED_HOSTS entry {bad_hosts[0][:60]!r} is not a host name or address, "
+                "optionally with :port or :*"
+            )
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             found.append("LOG_LEVEL must be one of critical, error, warning, info, debug")
         return found

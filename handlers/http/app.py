@@ -18,7 +18,8 @@ from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
 from handlers.http.docs import AuthoredSpecMiddleware
 from handlers.http.edge import EdgeMiddleware
-from handlers.http.limits import AuthFailureLimitMiddleware, UserRateLimitMiddleware
+from handlers.http.forwarded import ClientAddressMiddleware
+from handlers.http.limits import AuthFailureLimitMiddleware, UserQuota, UserRateLimitMiddleware
 from handlers.http.observe import MetricsMiddleware, RequestLogMiddleware
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.validation import VALIDATOR_MAP
@@ -26,7 +27,7 @@ from handlers.jsonifier import JSONIFIER
 from handlers.metrics import Metrics
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
-from handlers.settings import Settings
+from handlers.settings import Settings, trusted_networks
 from persistence.cursors import Cursors
 from persistence.database import connect
 from persistence.schema import upgrade
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 # security, validation, lifespan, context), with ours inserted at its documented positions.
 # Every request passes them in order; the handler runs after the last.
 OURS = [
+    # behind trusted proxies (FORWARDED_ALLOW_IPS only), the client's own address
+    # (handlers/http/forwarded.py)
+    (ClientAddressMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # X-Request-ID, one log line per request, and its metrics (handlers/http/observe.py)
     (RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # addresses that keep failing authentication get 429 (handlers/http/limits.py)
@@ -108,6 +112,7 @@ def create_app(
                 await verifier.aclose()
 
     contract = load()
+    quota = UserQuota(settings.rate_limit_per_minute)  # every door's requests count alike
     # Response validation routes every request to an operation; leave it out when it is off.
     pipeline = [
         m
@@ -120,11 +125,17 @@ def create_app(
         RequestLogMiddleware: {"log_requests": settings.access_log, "metrics": metrics},
         MetricsMiddleware: {"metrics": metrics, "token": settings.metrics_token},
         AuthFailureLimitMiddleware: {"per_minute": settings.auth_failure_limit_per_minute},
-        UserRateLimitMiddleware: {"per_minute": settings.rate_limit_per_minute},
+        UserRateLimitMiddleware: {"quota": quota},
     }
+    if settings.forwarded_allow_ips:
+        options[ClientAddressMiddleware] = {
+            "trusted": trusted_networks(settings.forwarded_allow_ips),
+            "header": settings.forwarded_header,
+        }
     for middleware, position in OURS:
-        app.add_middleware(middleware, position=position, **options.get(middleware, {}))
-    mcp_serving = _mount_mcp(app, contract, settings, verifier)
+        if middleware is not ClientAddressMiddleware or middleware in options:
+            app.add_middleware(middleware, position=position, **options.get(middleware, {}))
+    mcp_serving = _mount_mcp(app, contract, settings, verifier, quota)
     app.add_api(
         contract,
         resolver=RelativeResolver("handlers"),
@@ -137,7 +148,11 @@ def create_app(
 
 
 def _mount_mcp(
-    app: AsyncApp, contract: dict[str, Any], settings: Settings, verifier: TokenVerifier
+    app: AsyncApp,
+    contract: dict[str, Any],
+    settings: Settings,
+    verifier: TokenVerifier,
+    quota: UserQuota,
 ) -> Callable[[], AbstractAsyncContextManager[Any]]:
     """/mcp: the same operations as MCP tools (handlers/mcp/), beside the docs in the pipeline;
     what the lifespan runs to serve it. With MCP_ENABLED=false the MCP SDK is never imported
@@ -152,7 +167,7 @@ def _mount_mcp(
         mcp_http.McpMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, settings=settings
     )
     agents = create_server(tools(contract), app, mcp_http.caller)
-    return lambda: mcp_http.serving(agents, settings, verifier)
+    return lambda: mcp_http.serving(agents, settings, verifier, quota.admit)
 
 
 def worker_app() -> AsyncApp:

@@ -1,11 +1,13 @@
 """Rate limits, counted in PostgreSQL so every worker and host shares them exactly.
 
 Per user: at most RATE_LIMIT_PER_MINUTE authenticated requests per calendar minute (MCP tool
-calls included: they are requests of this pipeline). Per client address: at most
-AUTH_FAILURE_LIMIT_PER_MINUTE requests that fail authentication; past it, that address gets 429
-for the rest of the minute, from each worker as soon as that worker sees one more of its
-failures. Limited answers carry the RateLimit-Policy and RateLimit fields of
-draft-ietf-httpapi-ratelimit-headers; a refused one is 429 with Retry-After.
+calls included: they are requests of this pipeline). Per client address (behind trusted
+proxies, the client's own: handlers/http/forwarded.py): at most AUTH_FAILURE_LIMIT_PER_MINUTE
+requests that fail authentication; past it, that address's failing requests get 429 for the
+rest of the minute (from each worker as soon as that worker sees one more of its failures),
+while its requests with a valid token are served as ever. Limited answers carry the
+RateLimit-Policy and RateLimit fields of draft-ietf-httpapi-ratelimit-headers; a refused one is
+429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.context import app_state
+from handlers.context import COUNTED, app_state
 from handlers.logs import ANSWER_HEADERS
 from handlers.problems import TooManyRequests, problem_asgi
 from persistence import rate_limits
@@ -52,20 +54,20 @@ def _count_refusal(scope: Scope, limit: str) -> None:
         metrics.rate_limited.labels(limit).inc()
 
 
-class UserRateLimitMiddleware:
-    """After security (it needs the token's subject); before anything else is done for it."""
+class UserQuota:
+    """RATE_LIMIT_PER_MINUTE for each user, whichever door the request came in by: REST (through
+    UserRateLimitMiddleware) and every POST to /mcp (handlers/mcp/http.py)."""
 
-    def __init__(self, app: ASGIApp, *, per_minute: int) -> None:
-        self.app = app
+    def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        user = scope.get("extensions", {}).get("connexion_context", {}).get("user")
-        if scope["type"] != "http" or not self.per_minute or user is None:
-            await self.app(scope, receive, send)
+    async def admit(self, scope: Scope, user: str) -> None:
+        """Count one request of user's; past the quota, TooManyRequests. The answer it gets,
+        errors raised further in included, carries the RateLimit fields."""
+        if not self.per_minute:
             return
         async with app_state(scope).database.connection() as db:
-            count = await rate_limits.hit(db, bucket("user", str(user)))
+            count = await rate_limits.hit(db, bucket("user", user))
         reset = max(1, math.ceil(count.reset_seconds))
         fields = _fields("per-user", self.per_minute, count.hits, reset)
         if count.hits > self.per_minute:
@@ -74,14 +76,33 @@ class UserRateLimitMiddleware:
                 f"More than {self.per_minute} requests this minute; retry in {reset} s.",
                 headers=_headers(fields, reset),
             )
+        extensions = scope.setdefault("extensions", {})
+        extensions[ANSWER_HEADERS] = fields
+        extensions[COUNTED] = True
 
-        # On whatever this request is answered with, errors raised further in included.
-        scope.setdefault("extensions", {})[ANSWER_HEADERS] = fields
+
+class UserRateLimitMiddleware:
+    """After security (it needs the token's subject); before anything else is done for it. A
+    request already counted (an MCP tool call served in process, counted as its POST to /mcp)
+    is not counted again."""
+
+    def __init__(self, app: ASGIApp, *, quota: UserQuota) -> None:
+        self.app = app
+        self.quota = quota
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = scope.get("extensions", {})
+        user = extensions.get("connexion_context", {}).get("user")
+        if scope["type"] == "http" and user is not None and not extensions.get(COUNTED):
+            await self.quota.admit(scope, str(user))
         await self.app(scope, receive, send)
 
 
 class AuthFailureLimitMiddleware:
-    """Outside the problem renderer, so it sees the 401 a request was answered with."""
+    """Outside the problem renderer, so it sees the 401 a request was answered with. Only a
+    request that fails authentication is ever refused: a valid token from an address over the
+    limit (an attacker behind the same NAT, proxy or load balancer) is served, and probes and
+    public paths, which never fail authentication, are never limited."""
 
     def __init__(self, app: ASGIApp, *, per_minute: int) -> None:
         self.app = app
@@ -90,18 +111,23 @@ class AuthFailureLimitMiddleware:
         # of the shared count: a worker learns it from the counter on the address's next failure.
         self.blocked: dict[str, float] = {}
 
+    def _blocked_for(self, address: str) -> int | None:
+        """Seconds this address stays refused, by this process's cache of the shared count."""
+        until = self.blocked.get(address)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self.blocked[address]
+            return None
+        return math.ceil(left)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         if scope["type"] != "http" or not self.per_minute or not client:
             await self.app(scope, receive, send)
             return
         address = str(client[0])
-        until = self.blocked.get(address)
-        if until is not None:
-            if time.monotonic() < until:
-                await self._refuse(scope, receive, send, math.ceil(until - time.monotonic()))
-                return
-            del self.blocked[address]
         replaced = False
 
         async def send_counting_failures(message: Message) -> None:
@@ -109,18 +135,21 @@ class AuthFailureLimitMiddleware:
             if replaced:
                 return  # the 401's body, which the 429 replaced
             if message["type"] == "http.response.start" and message["status"] == 401:
-                try:
-                    async with app_state(scope).database.connection() as db:
-                        count = await rate_limits.hit(db, bucket("auth", address))
-                except DatabaseUnavailable:  # outside the problem renderer: fail open, the 401
-                    logger.warning("could not count a failed authentication: database down")
-                    await send(message)
-                    return
-                if count.hits > self.per_minute:
-                    reset = max(1, math.ceil(count.reset_seconds))
-                    if len(self.blocked) > 100_000:
-                        self.blocked.clear()
-                    self.blocked[address] = time.monotonic() + reset
+                reset = self._blocked_for(address)
+                if reset is None:  # not known to be over: count this failure in the shared store
+                    try:
+                        async with app_state(scope).database.connection() as db:
+                            count = await rate_limits.hit(db, bucket("auth", address))
+                    except DatabaseUnavailable:  # outside the problem renderer: fail open, 401
+                        logger.warning("could not count a failed authentication: database down")
+                        await send(message)
+                        return
+                    if count.hits > self.per_minute:
+                        reset = max(1, math.ceil(count.reset_seconds))
+                        if len(self.blocked) > 100_000:
+                            self.blocked.clear()
+                        self.blocked[address] = time.monotonic() + reset
+                if reset is not None:
                     replaced = True
                     await self._refuse(scope, receive, send, reset)
                     return

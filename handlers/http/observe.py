@@ -20,12 +20,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from handlers.context import app_path
 from handlers.logs import ANSWER_HEADERS, SCOPE_KEY, request_id, requests_logger
 from handlers.metrics import Metrics
-from handlers.problems import problem_asgi
+from handlers.problems import problem_asgi, truncate
 from persistence.database import statement_count
 
 HEADER = b"x-request-id"
 logger = logging.getLogger(__name__)
 SANE = re.compile(r"[\x21-\x7e]{1,128}")
+MAX_LOGGED_PATH = 1024
+MAX_LOGGED_USER = 256
 
 
 def incoming_id(scope: Scope) -> str:
@@ -113,11 +115,15 @@ class RequestLogMiddleware:
     def _line(
         self, scope: Scope, path: str, status: int, seconds: float, counted: list[int] | None
     ) -> None:
+        user = _user(scope)
         fields: dict[str, Any] = {
             "method": scope["method"],
-            "path": path,
+            # Capped: a path or a subject can be as long as what the server lets in (a head of
+            # 64 KiB; over MCP's stdio, a tool argument of any length).
+            "path": truncate(path, MAX_LOGGED_PATH),
             "operation": _operation(scope) or _NOT_OPERATIONS.get(path),
-            "user": _user(scope),
+            "user": None if user is None else truncate(user, MAX_LOGGED_USER),
+            "client": client[0] if (client := scope.get("client")) else None,
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
             "statements": counted[0] if counted else 0,

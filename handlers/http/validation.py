@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
@@ -20,19 +20,17 @@ from connexion.validators import (
 )
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
-from starlette.types import Message, Receive, Scope
+from starlette.types import Receive, Scope
 
+from handlers.http.bodies import read_body, replay
 from handlers.problems import (
     BadRequest,
     FieldError,
-    PayloadTooLarge,
     UnsupportedMediaType,
     truncate,
 )
+from handlers.schema_errors import MAX_NAME, pointer, schema_errors
 from persistence import timestamps
-
-MAX_BODY_BYTES = 128 * 1024
-MAX_NAME = 64
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8.
@@ -104,74 +102,6 @@ _body_validator = _Validators(_DefaultsValidator)
 _parameter_validator = _Validators(Draft4RequestValidator)
 
 
-def _pointer(path: Iterable[Any]) -> str:
-    """RFC 6901 JSON pointer for a jsonschema error path."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
-
-
-def _describe(error: ValidationError) -> str:
-    """A short message for one error that never repeats the offending value."""
-    expected: Any = error.validator_value
-    match error.validator:
-        case "type":
-            nullable = isinstance(error.schema, dict) and error.schema.get("nullable")
-            message = f"must be of type {expected}{' or null' if nullable else ''}"
-        case "enum":
-            message = "must be one of: " + ", ".join(str(v) for v in expected if v is not None)
-        case "minLength":
-            message = f"must be at least {expected} character{'s' if expected != 1 else ''}"
-        case "maxLength":
-            message = f"must be at most {expected} characters"
-        case "minimum":
-            message = f"must be greater than or equal to {expected}"
-        case "maximum":
-            message = f"must be less than or equal to {expected}"
-        case "pattern":
-            # The contract says in words what each pattern means, where it can.
-            schema = error.schema if isinstance(error.schema, dict) else {}
-            message = schema.get("x-pattern-message") or f"must match {expected}"
-        case "format" if expected == "date-time":
-            message = "must be a valid date-time (RFC 3339, with a time zone offset)"
-        case "format":
-            message = f"must be a valid {expected}"
-        case _:
-            message = error.message
-    return truncate(message, 200)
-
-
-def schema_errors(validator: Any, instance: Any, location: str, name: str = "") -> list[FieldError]:
-    """Every way instance breaks the schema, one entry per field, in document order."""
-    found: list[FieldError] = []
-
-    def add(path: Iterable[Any], detail: str) -> None:
-        entry = {"location": location}
-        if location == "body":
-            entry["pointer"] = _pointer(path)
-        else:
-            entry["name"] = truncate(name, MAX_NAME)
-        entry["detail"] = detail
-        found.append(entry)
-
-    reported_required: set[tuple[Any, ...]] = set()
-    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
-    for error in errors:
-        path = list(error.absolute_path)
-        if error.validator == "required" and isinstance(error.instance, dict):
-            # jsonschema yields one error per missing property; report each property once.
-            if tuple(path) not in reported_required:
-                reported_required.add(tuple(path))
-                for prop in error.validator_value:
-                    if prop not in error.instance:
-                        add([*path, prop], "is required")
-        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = set(error.schema.get("properties", {}))
-            for extra in sorted(k for k in error.instance if k not in known):
-                add([*path, truncate(extra, MAX_NAME)], "is not a field of this schema")
-        else:
-            add(path, _describe(error))
-    return found
-
-
 def unstorable_strings(value: Any, path: tuple[Any, ...] = ()) -> list[FieldError]:
     """Strings (values or keys) with NUL or unpaired surrogates, wherever they are in value."""
     found: list[FieldError] = []
@@ -182,7 +112,7 @@ def unstorable_strings(value: Any, path: tuple[Any, ...] = ()) -> list[FieldErro
             found.append(
                 {
                     "location": "body",
-                    "pointer": _pointer(where),
+                    "pointer": pointer(where),
                     "detail": "must not contain NUL characters or unpaired surrogates",
                 }
             )
@@ -239,14 +169,14 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
 
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         headers = Headers(scope=scope)
-        raw = await _read_body(receive, headers)
+        raw = await read_body(receive, headers)
         if not raw:
             if self._required:
                 raise BadRequest(
                     "A request body is required.",
                     [{"location": "body", "pointer": "", "detail": "is required"}],
                 )
-            return _replay(receive, b""), scope
+            return replay(receive, b""), scope
         if "content-type" not in headers:
             raise UnsupportedMediaType("Send the body with Content-Type: application/json.")
         if _charset(headers["content-type"]) not in (None, "utf-8", "utf8"):
@@ -266,7 +196,7 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
         mutable = MutableHeaders(scope=new_scope)
         mutable["content-length"] = str(len(validated))
         mutable["content-type"] = "application/json"
-        return _replay(receive, validated), new_scope
+        return replay(receive, validated), new_scope
 
 
 def _charset(content_type: str) -> str | None:
@@ -276,42 +206,6 @@ def _charset(content_type: str) -> str | None:
         if name.strip().lower() == "charset":
             return value.strip().strip('"').lower()
     return None
-
-
-async def _read_body(receive: Receive, headers: Headers) -> bytes:
-    """The whole request body, refusing one over MAX_BODY_BYTES before reading it all."""
-    too_large = PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes.")
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise too_large
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-def _replay(receive: Receive, body: bytes) -> Receive:
-    """A receive channel that yields body once, then whatever the client sends next."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 class StrictParameterValidator(ParameterValidator):  # type: ignore[misc]

@@ -21,9 +21,10 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from starlette.types import ASGIApp, Message
 
-from handlers.context import STATE_KEY, AppState
+from handlers.context import COUNTED, STATE_KEY, AppState
 from handlers.mcp import messages
 from handlers.mcp.tools import SUBJECT, Tool
+from handlers.schema_errors import schema_errors
 
 NAME = "tasks-api"
 MAX_ANSWER = 4 * 1024 * 1024  # a page of 100 tasks is about 100 KiB
@@ -39,6 +40,7 @@ class Caller:
     state: Mapping[str, Any]
     root_path: str = ""
     request_id: str | None = None  # the MCP request's, so its tool call's log line shares it
+    counted: bool = False  # whether the call's request already counts against the user's quota
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,25 @@ class InvalidArguments(Exception):
     """Arguments that cannot even become a request (the contract judges everything else)."""
 
 
+def invalid_request_id(body: bytes) -> bool:
+    """Whether body is a JSON-RPC request object whose `id` is neither a string nor an integer
+    (a boolean, a fraction, an object, an array). Bodies that are not JSON are the SDK's to
+    refuse."""
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(message, dict) or "id" not in message:
+        return False
+    identifier = message["id"]
+    return isinstance(identifier, bool) or not isinstance(identifier, str | int)
+
+
 def _scalar(tool: Tool, name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's integer admits 10.0; a query parameter is "10"
     if isinstance(value, int | float | str):
         text = str(value)
         if name in tool.path_parameters and ("/" in text or not text):
@@ -118,7 +136,7 @@ def request_for(tool: Tool, arguments: Mapping[str, Any], caller: Caller) -> dic
         "client": None,
         "server": None,
         "state": dict(caller.state),
-        "extensions": {},
+        "extensions": {COUNTED: True} if caller.counted else {},
         "body": body,
     }
 
@@ -215,7 +233,12 @@ def create_server(tools: Mapping[str, Tool], app: ASGIApp, caller: Resolve) -> S
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name!r}")
         arguments = params.arguments or {}
         who = await caller(ctx)
+        invalid = schema_errors(tool.validator, arguments, "body")
         try:
+            if invalid:  # as the published input schema says, before anything is sent
+                count = f"{len(invalid)} error{'s' if len(invalid) != 1 else ''}"
+                problem = {"detail": f"The arguments are invalid ({count}).", "errors": invalid}
+                raise InvalidArguments(messages.failure(400, problem))
             request = request_for(tool, arguments, who)
         except InvalidArguments as error:
             content = {

@@ -10,8 +10,10 @@ JSON Schema 2020-12 that MCP speaks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from jsonschema import Draft202012Validator
 
 from contracts.tools.document import Document, Operation, operations, resolve
 
@@ -69,6 +71,9 @@ class Tool:
     body_properties: tuple[str, ...]
     body_media_type: str | None
     body_required: bool
+    # Checks a call's arguments against input_schema, as published (formats are the contract's
+    # request validation's to judge, on the operation's request).
+    validator: Any = field(compare=False, repr=False, default=None)
 
     @property
     def method(self) -> str:
@@ -156,6 +161,7 @@ def _tool(document: Document, operation: Operation, declared: dict[str, Any]) ->
         body_properties=body_names,
         body_media_type=media_type,
         body_required=body_required,
+        validator=Draft202012Validator(input_schema),
     )
 
 

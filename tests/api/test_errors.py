@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.http.validation import MAX_BODY_BYTES
+from handlers.http.bodies import MAX_BODY_BYTES
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 

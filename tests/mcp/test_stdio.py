@@ -4,6 +4,7 @@ driven by the official Python SDK client, which starts it as a host would."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import uuid
 from typing import Any
@@ -77,3 +78,61 @@ def test_a_missing_or_bad_token_stops_it_with_the_reason(
     assert f"tasks-api: {says}" in run.stderr
     assert run.stdout == ""  # nothing but protocol messages ever reaches stdout
     assert token == "" or token not in run.stderr
+
+
+META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
+
+
+def converse(database_url: str, user: str, lines: list[str]) -> tuple[list[Any], str]:
+    """Send lines to `tasks-api mcp` and close its stdin at once, as a host that quits does;
+    what it answered on stdout (one JSON value per line) once it exited, and its stderr."""
+    run = subprocess.run(
+        [str(TASKS_API), "mcp"], env=stdio_environment(database_url, token_for(user)),
+        input="".join(f"{line}\n" for line in lines), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return [json.loads(line) for line in run.stdout.splitlines()], run.stderr
+
+
+def tool_call(number: int, name: str, arguments: dict[str, Any]) -> str:
+    params = {"name": name, "arguments": arguments, "_meta": META}
+    return json.dumps({"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": params})
+
+
+def test_lines_that_are_no_json_rpc_get_errors_and_the_rest_is_served(
+    database_url: str, client: TestClient
+) -> None:
+    user = f"stdio-{uuid.uuid4().hex[:10]}"
+    answers, _ = converse(database_url, user, [
+        "this is not json",
+        '{"jsonrpc": "2.0", "id": 3, "method": ',  # cut off
+        "",  # a blank line is no message: skipped
+        '{"hello": "world"}',
+        json.dumps({"jsonrpc": "2.0", "id": 1.5, "method": "tools/list", "params": {}}),
+        json.dumps({"jsonrpc": "2.0", "id": True, "method": "tools/list", "params": {}}),
+        tool_call(7, "add_task", {"title": "still served"}),
+    ])  # fmt: skip
+
+    codes = [(a.get("id"), a.get("error", {}).get("code")) for a in answers]
+    assert codes == [(None, -32700), (None, -32700), (None, -32600), (None, -32600),
+                     (None, -32600), (7, None)]  # fmt: skip
+    assert answers[-1]["result"]["structuredContent"]["success"] is True
+    listed = client.get(f"/api/{user}/tasks", headers=bearer(user)).json()
+    assert [t["title"] for t in listed["items"]] == ["still served"]
+
+
+def test_calls_in_flight_when_stdin_closes_are_finished_and_answered(
+    database_url: str, client: TestClient
+) -> None:
+    user = f"stdio-{uuid.uuid4().hex[:10]}"
+    calls = [tool_call(n, "add_task", {"title": f"call {n}"}) for n in range(1, 21)]
+
+    answers, errors = converse(database_url, user, calls)
+
+    assert sorted(a["id"] for a in answers) == list(range(1, 21))
+    assert all(a["result"]["structuredContent"]["success"] for a in answers)
+    assert client.get(f"/api/{user}/tasks", headers=bearer(user)).json()["total"] == 20
+    assert "Traceback" not in errors
+    assert '"status": 500' not in errors
