@@ -91,7 +91,7 @@ def _serve_granian(settings: Settings, workers: int, stack: ExitStack) -> None:
             "SERVER=granian needs Granian: install tasks-api[granian]"
             " (`uv sync` installs it in development)"
         ) from error
-    from handlers.http.server import MAX_HEAD_BYTES
+    from handlers.http.edge import MAX_HEAD_BYTES
 
     _prepare_workers(settings, stack)
     # Granian's own records go through the root logger, rendered like every other.

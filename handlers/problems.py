@@ -113,6 +113,10 @@ class UnsupportedMediaType(Problem):
     status_code_default = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
+class RequestHeadTooLarge(Problem):
+    status_code_default = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+
+
 class TooManyRequests(Problem):
     status_code_default = HTTPStatus.TOO_MANY_REQUESTS
 

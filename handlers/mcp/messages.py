@@ -115,7 +115,7 @@ def suggestion(tool: Tool, status: int, headers: Mapping[str, str]) -> str:
     finds = "task_id" in tool.path_parameters
     if status == 404 and finds:
         return "Call list_tasks to find the task's id, then try again with it."
-    if status in (400, 422):
+    if status in (400, 413, 422, 431):  # 413, 431: an argument far too long
         return "Fix the arguments the message names (see the tool's input schema) and call again."
     if status in (401, 403):
         return "The user's sign-in is missing, expired or not valid: ask them to sign in again."

@@ -220,6 +220,17 @@ def test_a_path_with_a_newline_is_404_with_or_without_a_token(
     problem(client.post(f"{tasks_url}%0D", json={"title": "x"}, headers=auth), 404)
 
 
+@pytest.mark.parametrize("path", ["/api/{user}%2Ftasks", "/api/{user}%2ftasks",
+                                  "/api/{user}/tasks%2F{task}", "/healthz%2F"])  # fmt: skip
+def test_an_encoded_slash_is_404_not_a_path_separator(
+    client: TestClient, user: str, auth: dict[str, str], path: str
+) -> None:
+    """Servers decode %2F before routing: /api/u%2Ftasks would be served as /api/u/tasks."""
+    task = client.post(f"/api/{user}/tasks", json={"title": "t"}, headers=auth).json()["id"]
+    response = client.get(path.format(user=user, task=task), headers=auth)
+    problem(response, 404)
+
+
 def test_a_trailing_slash_is_404_never_a_redirect(
     client: TestClient, auth: dict[str, str], tasks_url: str
 ) -> None:

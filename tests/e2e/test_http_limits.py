@@ -6,6 +6,7 @@ silently)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from handlers.http.server import MAX_HEAD_BYTES
+from handlers.http.edge import MAX_HEAD_BYTES
 from handlers.security import mint_token
 from tests.conftest import TEST_SECRET
 from tests.live import TASKS_API, LiveServer, environment, free_port
@@ -123,3 +124,53 @@ def test_ordinary_requests_and_large_bodies_still_pass(server: LiveServer) -> No
         near_limit = {**headers, "X-Padding": "p" * (MAX_HEAD_BYTES // 2)}
         assert http.get("/healthz", headers=near_limit).status_code == 200
     assert "Traceback" not in server.log
+
+
+@pytest.mark.parametrize("size", [70 * 1024, 128 * 1024])
+def test_a_head_past_the_limit_is_431_even_when_it_arrives_at_once(
+    server: LiveServer, size: int
+) -> None:
+    """Counted from the head's first byte: a head that arrives in one read was never counted."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+    with connect(server) as sock:
+        sock.sendall(head)
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    # From uvicorn's protocol; under Granian from the app, up to the point (about 112 KiB)
+    # past which Granian answers a bare 431 itself.
+    if uvicorn(server) or size < 100 * 1024:
+        assert_problem_with_an_id(answer, 431)
+
+
+def assert_problem_with_an_id(answer: bytes, status: int) -> None:
+    """The server's own answer is a problem document with a request id, as the app's are."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    fields = dict(line.decode().split(": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+    assert fields["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert problem["request_id"] == fields["x-request-id"]
+    assert len(problem["request_id"]) == 32
+
+
+def test_a_request_that_is_not_http_is_400(server: LiveServer) -> None:
+    """A control character in a header value: uvicorn's protocol answers with a problem
+    document; Granian answers in Rust before Python sees anything (README, "Choosing the HTTP
+    server")."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    if uvicorn(server):
+        assert_problem_with_an_id(answer, 400)
+    else:
+        assert answer.endswith(b"\r\n\r\n")  # no body at all
+
+
+def test_a_late_head_is_a_408_problem_with_an_id_under_uvicorn(server: LiveServer) -> None:
+    with connect(server) as sock:  # nothing sent within the header timeout
+        answer = read_all(sock)
+    if uvicorn(server):
+        assert_problem_with_an_id(answer, 408)
+    else:
+        assert answer == b""  # Granian closes without a word

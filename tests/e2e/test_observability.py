@@ -4,6 +4,7 @@ production (LOG_FORMAT=json, its default), text in development; never a token or
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from handlers.security import mint_token
+from tests.api.test_metrics import parse, value
 from tests.live import TASKS_API, LiveServer, environment, free_port
 
 SECRET = "observe-" + uuid.uuid4().hex + uuid.uuid4().hex
@@ -113,3 +115,23 @@ def test_development_logs_are_text(tmp_path: Path) -> None:
     assert not line.startswith("{")
     for part in ("request", "status=200", "operation=health.check_liveness"):
         assert part in line
+
+
+def test_a_client_that_closes_mid_body_is_its_own_outcome_not_a_400(
+    production: LiveServer,
+) -> None:
+    """Counted as client_closed (logged as 499, nginx's code), never as a client error the
+    server sent: an operator watching 4xx rates sees the API's answers only."""
+    user = f"obs-{uuid.uuid4().hex[:8]}"
+    head = (
+        f"POST /api/{user}/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {mint_token(SECRET, user)}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", production.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b'{"title": ')  # and then nothing: the client is gone
+
+    production.wait_for(rf'"user":"{user}".*"status":499')
+    samples = parse(httpx.get(f"{production.url}/metrics").text)
+    create = {"operation": "tasks.create_task"}
+    assert value(samples, "tasks_api_requests_total", **create, status_class="client_closed") == 1
+    assert value(samples, "tasks_api_requests_total", **create, status_class="4xx") == 0

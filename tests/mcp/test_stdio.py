@@ -20,13 +20,13 @@ from tests.live import TASKS_API, environment
 from tests.mcp.conftest import token_for
 
 
-def stdio_environment(database_url: str, token: str) -> dict[str, str]:
+def stdio_environment(database_url: str, token: str, log_level: str = "warning") -> dict[str, str]:
     return environment(
         APP_ENV="production",
         DATABASE_URL=database_url,
         JWT_SECRET=TEST_SECRET,
         TASKS_API_TOKEN=token,
-        LOG_LEVEL="warning",
+        LOG_LEVEL=log_level,
     )
 
 
@@ -84,11 +84,13 @@ META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
 
 
-def converse(database_url: str, user: str, lines: list[str]) -> tuple[list[Any], str]:
+def converse(
+    database_url: str, user: str, lines: list[str], log_level: str = "warning"
+) -> tuple[list[Any], str]:
     """Send lines to `tasks-api mcp` and close its stdin at once, as a host that quits does;
     what it answered on stdout (one JSON value per line) once it exited, and its stderr."""
     run = subprocess.run(
-        [str(TASKS_API), "mcp"], env=stdio_environment(database_url, token_for(user)),
+        [str(TASKS_API), "mcp"], env=stdio_environment(database_url, token_for(user), log_level),
         input="".join(f"{line}\n" for line in lines), capture_output=True, text=True,
         timeout=60, check=False,
     )  # fmt: skip
@@ -136,3 +138,22 @@ def test_calls_in_flight_when_stdin_closes_are_finished_and_answered(
     assert client.get(f"/api/{user}/tasks", headers=bearer(user)).json()["total"] == 20
     assert "Traceback" not in errors
     assert '"status": 500' not in errors
+
+
+def test_a_megabyte_argument_is_refused_and_never_logged_whole(database_url: str) -> None:
+    """Over stdio no body limit applies (over HTTP it is a 413): the argument becomes a path the
+    request log line would repeat in full."""
+    user = f"stdio-{uuid.uuid4().hex[:10]}"
+    huge = "x" * 1_000_000
+    answers, errors = converse(
+        database_url, user, [tool_call(1, "get_task", {"task_id": huge})], log_level="info"
+    )
+
+    refused = answers[0]["result"]["structuredContent"]
+    assert answers[0]["result"]["isError"] is True
+    assert refused["message"] == "The request line and headers must be at most 65536 bytes."
+    assert "Fix the arguments" in refused["suggestion"]
+    logged = [line for line in errors.splitlines() if '"request"' in line or "request " in line]
+    assert logged, errors[:2000]  # the call's request was logged ...
+    assert max(len(line) for line in errors.splitlines()) < 4096  # ... with its path cut short
+    assert huge not in errors
