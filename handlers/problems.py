@@ -251,7 +251,8 @@ def _render_stale(request: ConnexionRequest, exc: Exception) -> ConnexionRespons
     return problem_response(
         request,
         HTTPStatus.PRECONDITION_FAILED,
-        "The task has changed since the ETag in If-Match; read it again and retry.",
+        "The task is not at a version the request's If-Match or If-None-Match allows (it has "
+        "changed, or exists); read it again and decide.",
     )
 
 

@@ -2,7 +2,7 @@
 
 Each operation is one statement, atomic on its own; a write sent with an Idempotency-Key also
 records its answer, in one transaction with the write (handlers/idempotency.py). Every task
-answer carries the task's ETag; writes honour If-Match, reads If-None-Match
+answer carries the task's ETag; reads and writes honour If-Match and If-None-Match
 (handlers/preconditions.py).
 """
 
@@ -62,6 +62,8 @@ async def list_tasks(
     # Every filter the contract offers is counted exactly (and cheaply) by the user's count
     # cells, so whichever count a client prefers, it gets the exact one, and is told so.
     applied = {"Preference-Applied": "count=exact"} if _prefers_a_count() else None
+    if preconditions.check_untagged(read=True):
+        return reply(None, 304)
     return reply({**page, "next_cursor": next_cursor}, 200, applied)
 
 
@@ -79,6 +81,8 @@ def _prefers_a_count() -> bool:
 
 
 async def create_task(user_id: str, body: dict[str, Any]) -> Reply:
+    preconditions.check_untagged(read=False)
+
     async def create(db: Connection) -> Answer:
         task = await tasks.create_task(db, user_id, body)
         return _answer(task, 201, {"Location": child_location(task["id"])})
@@ -89,27 +93,27 @@ async def create_task(user_id: str, body: dict[str, Any]) -> Reply:
 async def get_task(user_id: str, task_id: str) -> Reply:
     async with connection() as db:
         answer = _answer(await tasks.get_task(db, user_id, task_id), 200)
-    if preconditions.none_match(answer.headers["ETag"]):
+    if preconditions.check_read(answer.headers["ETag"]):
         return reply(None, 304, {"ETag": answer.headers["ETag"]})
     return answer.reply()
 
 
 async def replace_task(user_id: str, task_id: str, body: dict[str, Any]) -> Reply:
-    versions = preconditions.if_match(state().require_if_match)
+    versions = preconditions.for_write(state().require_if_match)
     async with connection() as db:
         task = await tasks.replace_task(db, user_id, task_id, body, versions=versions)
     return _answer(task, 200).reply()
 
 
 async def update_task(user_id: str, task_id: str, body: dict[str, Any]) -> Reply:
-    versions = preconditions.if_match(state().require_if_match)
+    versions = preconditions.for_write(state().require_if_match)
     async with connection() as db:
         task = await tasks.update_task(db, user_id, task_id, body, versions=versions)
     return _answer(task, 200).reply()
 
 
 async def complete_task(user_id: str, task_id: str, body: dict[str, Any] | None = None) -> Reply:
-    versions = preconditions.if_match(state().require_if_match)
+    versions = preconditions.for_write(state().require_if_match)
     completed = (body or {}).get("completed")
 
     async def complete(db: Connection) -> Answer:
@@ -120,7 +124,7 @@ async def complete_task(user_id: str, task_id: str, body: dict[str, Any] | None 
 
 
 async def delete_task(user_id: str, task_id: str) -> Reply:
-    versions = preconditions.if_match(state().require_if_match)
+    versions = preconditions.for_write(state().require_if_match)
     async with connection() as db:
         deleted = await tasks.delete_task(db, user_id, task_id, versions=versions)
     if not deleted:

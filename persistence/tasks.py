@@ -5,17 +5,19 @@ on asyncpg. A page of tasks is one statement: how many tasks match, summed from 
 cells (persistence/tables.py: task_counts, at most six rows, kept by the database with every
 write), joined with the page, so a page costs the same for a user with 100,000 tasks as for one
 with 20.
-A conditional write (If-Match) is one statement too: the change, guarded by the row version, and
-whether the task exists at all, so that a stale version and a missing task tell apart.
+A conditional write (If-Match, If-None-Match) is one statement too: the change, guarded by the
+row version, and whether the task exists at all, so that a failed precondition and a missing task
+tell apart.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ARRAY,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     String,
+    all_,
     and_,
     any_,
     bindparam,
@@ -167,14 +170,21 @@ def _update(names: frozenset[str]) -> Write:
 _DELETE: Write = delete(tasks).returning(literal_column("1").label("deleted"))
 
 
+Guard = Literal["at", "not_at"] | None  # the version must be one of :versions, or none of them
+
+
 @cache
-def _write(change: Write, conditional: bool) -> Statement:
-    """change applied to the caller's task; when conditional, only at one of :versions, and with
-    `current_version` telling whether the task exists (no row: it does not)."""
-    if not conditional:
+def _write(change: Write, guard: Guard) -> Statement:
+    """change applied to the caller's task; with a guard, only when its version is (`at`), or
+    is not (`not_at`), one of :versions, and with `current_version` telling whether the task
+    exists (no row: it does not)."""
+    if guard is None:
         return Statement.compile(change.where(_owned(with_task=True)))
     versions = bindparam("versions", type_=ARRAY(BigInteger))
-    changed = change.where(_owned(with_task=True), tasks.c.version == any_(versions)).cte("changed")
+    condition = (
+        tasks.c.version == any_(versions) if guard == "at" else tasks.c.version != all_(versions)
+    )
+    changed = change.where(_owned(with_task=True), condition).cte("changed")
     target = select(tasks.c.version.label("current_version")).where(_owned(with_task=True))
     found = target.cte("target")
     return Statement.compile(
@@ -182,17 +192,39 @@ def _write(change: Write, conditional: bool) -> Statement:
     )
 
 
+@dataclass(frozen=True)
+class Versions:
+    """The versions a write may change (RFC 9110 §13.1): one of `at` (If-Match; None for any)
+    and none of `not_at` (If-None-Match). `at=()` allows none: `If-None-Match: *`, which no
+    existing task satisfies."""
+
+    at: tuple[int, ...] | None = None
+    not_at: tuple[int, ...] = ()
+
+    def guard(self) -> tuple[Guard, list[int]]:
+        """The statement's guard and its :versions."""
+        if self.at is not None:
+            return "at", [v for v in self.at if v not in self.not_at]
+        if self.not_at:
+            return "not_at", list(self.not_at)
+        return None, []
+
+
+ANY_VERSION = Versions()
+
+
 async def _conditional(
     connection: Connection,
     change: Write,
-    versions: Sequence[int] | None,
+    versions: Versions,
     **values: Any,
 ) -> dict[str, Any] | None:
-    """The changed row, None when there is no such task, StaleVersion when versions are given
-    and the task is at none of them."""
-    if versions is None:
-        return await connection.fetch_one(_write(change, False), **values)
-    row = await connection.fetch_one(_write(change, True), versions=list(versions), **values)
+    """The changed row, None when there is no such task, StaleVersion when the task is at no
+    version the write may change."""
+    guard, listed = versions.guard()
+    if guard is None:
+        return await connection.fetch_one(_write(change, None), **values)
+    row = await connection.fetch_one(_write(change, guard), versions=listed, **values)
     if row is None:
         return None
     if all(row[name] is None for name in row if name != "current_version"):
@@ -266,11 +298,11 @@ async def replace_task(
     task_id: str,
     fields: Mapping[str, Any],
     *,
-    versions: Sequence[int] | None = None,
+    versions: Versions = ANY_VERSION,
 ) -> Task | None:
     """Overwrite every writable field (the validated body has the defaults of those it left
-    out); None when user_id has no such task, StaleVersion when versions are given and the task
-    is at none of them."""
+    out); None when user_id has no such task, StaleVersion when the task is at no version the
+    write may change."""
     every = {name: fields.get(name) for name in _WRITABLE}
     return await update_task(connection, user_id, task_id, every, versions=versions)
 
@@ -281,10 +313,10 @@ async def update_task(
     task_id: str,
     fields: Mapping[str, Any],
     *,
-    versions: Sequence[int] | None = None,
+    versions: Versions = ANY_VERSION,
 ) -> Task | None:
     """Change only the given writable fields (at least one); None when user_id has no such task,
-    StaleVersion when versions are given and the task is at none of them."""
+    StaleVersion when the task is at no version the write may change."""
     given = frozenset(fields) & frozenset(_WRITABLE)
     values = {name: value for name, value in _values(fields).items() if name in given}
     return await _conditional(
@@ -299,10 +331,10 @@ async def set_task_completed(
     task_id: str,
     completed: bool | None,
     *,
-    versions: Sequence[int] | None = None,
+    versions: Versions = ANY_VERSION,
 ) -> Task | None:
     """Set `completed`, or flip it when completed is None; None when there is no such task,
-    StaleVersion when versions are given and the task is at none of them."""
+    StaleVersion when the task is at no version the write may change."""
     key = uuid.UUID(task_id)
     if completed is None:
         return await _conditional(connection, _TOGGLE_COMPLETED, versions, user_id=user_id,
@@ -312,10 +344,10 @@ async def set_task_completed(
 
 
 async def delete_task(
-    connection: Connection, user_id: str, task_id: str, *, versions: Sequence[int] | None = None
+    connection: Connection, user_id: str, task_id: str, *, versions: Versions = ANY_VERSION
 ) -> bool:
-    """Delete the task; whether user_id had it. StaleVersion when versions are given and the
-    task is at none of them."""
+    """Delete the task; whether user_id had it. StaleVersion when the task is at no version
+    the write may change."""
     deleted = await _conditional(connection, _DELETE, versions, user_id=user_id,
                                  task_id=uuid.UUID(task_id))  # fmt: skip
     return deleted is not None

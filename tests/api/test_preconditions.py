@@ -169,3 +169,124 @@ def test_concurrent_read_modify_write_with_if_match_loses_no_update(
     assert sorted(names) == sorted(f"w{i}" for i in range(16))
     assert final.headers["etag"] == '"17"'
     assert sum(retries) > 0, "the writers never collided, so this proves nothing"
+
+
+# RFC 9110 §13.1 on every operation: If-None-Match on writes, If-Match on reads, and both where
+# the target has no entity tag (the list, the create, the probes).
+
+WRITES = [
+    ("PUT", "", {"title": "theirs"}),
+    ("PATCH", "", {"title": "theirs"}),
+    ("PATCH", "/complete", None),
+    ("DELETE", "", None),
+]
+
+
+def write(client: TestClient, task: dict[str, Any], method: str, path: str, body: Any,
+          headers: dict[str, str]) -> Any:  # fmt: skip
+    content_type = {"Content-Type": "application/merge-patch+json"} if (
+        method == "PATCH" and not path
+    ) else {}  # fmt: skip
+    return client.request(method, f"{task['url']}{path}", json=body,
+                          headers={**headers, **content_type})  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body"), WRITES)
+@pytest.mark.parametrize("condition", ["*", "current", "weak current", "listed with another"])
+def test_if_none_match_that_matches_refuses_a_write_and_changes_nothing(
+    client: TestClient, auth: dict[str, str], task: dict[str, Any],
+    method: str, path: str, body: Any, condition: str,
+) -> None:  # fmt: skip
+    tag = {"*": "*", "current": task["etag"], "weak current": f"W/{task['etag']}",
+           "listed with another": f'"77", {task["etag"]}'}[condition]  # fmt: skip
+    response = write(client, task, method, path, body, {**auth, "If-None-Match": tag})
+    problem(response, 412)
+    assert client.get(task["url"], headers=auth).json() == task["body"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), WRITES)
+def test_if_none_match_that_does_not_match_lets_the_write_happen(
+    client: TestClient, auth: dict[str, str], task: dict[str, Any],
+    method: str, path: str, body: Any,
+) -> None:  # fmt: skip
+    response = write(client, task, method, path, body, {**auth, "If-None-Match": '"77"'})
+    assert response.status_code in (200, 204), response.text
+
+
+def test_if_none_match_star_on_a_task_that_does_not_exist_is_404(
+    client: TestClient, auth: dict[str, str], tasks_url: str
+) -> None:
+    missing = f"{tasks_url}/00000000-0000-4000-8000-000000000000"
+    response = client.put(missing, json={"title": "x"}, headers={**auth, "If-None-Match": "*"})
+    problem(response, 404)
+
+
+def test_both_conditions_must_hold_on_a_write(
+    client: TestClient, auth: dict[str, str], task: dict[str, Any]
+) -> None:
+    both = {"If-Match": task["etag"], "If-None-Match": task["etag"]}
+    problem(client.put(task["url"], json={"title": "x"}, headers={**auth, **both}), 412)
+    ok = {"If-Match": task["etag"], "If-None-Match": '"77"'}
+    assert client.put(task["url"], json={"title": "x"}, headers={**auth, **ok}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("if_match", "status"),
+    [("current", 200), ("*", 200), ("stale", 412), ("weak current", 412), ("garbage", 412)],
+)
+def test_if_match_on_a_read(
+    client: TestClient, auth: dict[str, str], task: dict[str, Any], if_match: str, status: int
+) -> None:
+    tag = {"current": task["etag"], "*": "*", "stale": '"77"', "weak current": f"W/{task['etag']}",
+           "garbage": "not-a-tag"}[if_match]  # fmt: skip
+    response = client.get(task["url"], headers={**auth, "If-Match": tag})
+    assert response.status_code == status
+    if status == 412:
+        problem(response, 412)
+    else:
+        assert response.json() == task["body"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"If-Match": '"1"'}, 412),  # no entity tag to match
+        ({"If-Match": "*"}, 200),  # it exists
+        ({"If-None-Match": "*"}, 304),  # it exists: not modified
+        ({"If-None-Match": '"1"'}, 200),  # nothing to match
+    ],
+)
+def test_the_list_and_the_probes_have_no_entity_tag(
+    client: TestClient, auth: dict[str, str], tasks_url: str,
+    headers: dict[str, str], status: int,
+) -> None:  # fmt: skip
+    for url, extra in ((tasks_url, auth), ("/healthz", {}), ("/readyz", {})):
+        response = client.get(url, headers={**extra, **headers})
+        assert response.status_code == status, (url, response.text)
+        if status == 304:
+            assert response.content == b""
+        if status == 412:
+            problem(response, 412)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({"If-None-Match": "*"}, 412), ({"If-Match": '"1"'}, 412), ({"If-Match": "*"}, 201),
+     ({"If-None-Match": '"1"'}, 201)],
+)  # fmt: skip
+def test_a_create_is_conditional_on_the_list(
+    client: TestClient, auth: dict[str, str], tasks_url: str,
+    headers: dict[str, str], status: int,
+) -> None:  # fmt: skip
+    before = client.get(tasks_url, headers=auth).json()["total"]
+    response = client.post(tasks_url, json={"title": "maybe"}, headers={**auth, **headers})
+    assert response.status_code == status, response.text
+    after = client.get(tasks_url, headers=auth).json()["total"]
+    assert after == before + (status == 201)
+
+
+def test_a_failure_wins_over_a_precondition_on_a_read(settings: Settings) -> None:
+    """RFC 9110 §13.2.1: /readyz's 503 is not turned into a 304."""
+    with client_with(settings, database_url="postgresql://u@127.0.0.1:1/none") as down:
+        response = down.get("/readyz", headers={"If-None-Match": "*"})
+    assert response.status_code == 503

@@ -63,8 +63,8 @@ def test_every_request_is_one_json_line_with_its_id_and_no_secret(
     assert by_id["client-id-1"] | {"duration_ms": 0, "timestamp": "", "pid": 0} == {
         "event": "request", "level": "info", "logger": "tasks_api.requests", "timestamp": "",
         "request_id": "client-id-1", "method": "POST", "path": f"/api/{user}/tasks",
-        "operation": "tasks.create_task", "user": user, "status": 201, "duration_ms": 0,
-        "statements": 4, "pid": 0,
+        "operation": "tasks.create_task", "user": user, "client": "127.0.0.1", "status": 201,
+        "duration_ms": 0, "statements": 4, "pid": 0,
     }  # fmt: skip
     assert by_id["client-id-1"]["duration_ms"] > 0
     listing = by_id[listed.headers["x-request-id"]]

@@ -55,8 +55,8 @@ def built_statements() -> Iterator[Statement]:
         for names in itertools.combinations(writable, size)
     ]
     changes = [task_sql._SET_COMPLETED, task_sql._TOGGLE_COMPLETED, task_sql._DELETE, *updates]
-    for change, conditional in itertools.product(changes, [False, True]):
-        yield task_sql._write(change, conditional)
+    for change, guard in itertools.product(changes, [None, "at", "not_at"]):
+        yield task_sql._write(change, guard)
 
 
 def every_statement() -> list[Statement]:
