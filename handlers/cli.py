@@ -62,7 +62,7 @@ def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
         http = bounded_protocol(settings.header_timeout_seconds)
         uvicorn.run(app, http=http, **common)
         return
-    from uvicorn.supervisors import Multiprocess
+    from handlers.http.shutdown import Supervisor
 
     _prepare_workers(settings, stack)
     # Each worker process builds the app from the environment (handlers/http/app.py).
@@ -75,7 +75,7 @@ def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
     # waits in the backlog for a worker, rather than being refused.
     sock.listen(config.backlog)
     with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[sock]).run()
+        Supervisor(config, sockets=[sock]).run()
 
 
 def _serve_granian(settings: Settings, workers: int, stack: ExitStack) -> None:
