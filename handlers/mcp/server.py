@@ -9,6 +9,7 @@ path, query and body (the user is always the token's subject), and its answer in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,12 +57,15 @@ class InvalidArguments(Exception):
 
 def invalid_request_id(body: bytes) -> bool:
     """Whether body is a JSON-RPC request object whose `id` is neither a string nor an integer
-    (a boolean, a fraction, an object, an array). Bodies that are not JSON are the SDK's to
-    refuse."""
+    (a boolean, a fraction, an object, an array, `1e400`). Bodies that are not JSON are the
+    SDK's to refuse."""
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False
+        try:  # numbers orjson will not hold (1e400) are still JSON to the SDK's parser
+            message = json.loads(body)
+        except (ValueError, RecursionError):
+            return False
     if not isinstance(message, dict) or "id" not in message:
         return False
     identifier = message["id"]
