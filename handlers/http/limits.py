@@ -76,9 +76,7 @@ class UserQuota:
                 f"More than {self.per_minute} requests this minute; retry in {reset} s.",
                 headers=_headers(fields, reset),
             )
-        extensions = scope.setdefault("extensions", {})
-        extensions[ANSWER_HEADERS] = fields
-        extensions[COUNTED] = True
+        scope.setdefault("extensions", {})[ANSWER_HEADERS] = fields
 
 
 class UserRateLimitMiddleware:
