@@ -33,11 +33,13 @@ def limited(settings: Settings, **limits: Any) -> Iterator[TestClient]:
         yield client
 
 
-def in_one_window(run: Callable[[], list[Any]]) -> list[Any]:
-    """run's responses, from one calendar minute: if the minute turned during the run (the
-    seconds left, `t`, went up), it runs again, with most of a new minute ahead."""
+def in_one_window(run: Callable[[str], list[Any]], prefix: str = "quota") -> list[Any]:
+    """run's responses for a user no other test has seen, from one calendar minute: if the
+    minute turned during the run (the seconds left, `t`, went up), it runs again, with most of
+    a new minute ahead, for another new user (the first one's hits after the turn count in the
+    new minute)."""
     for _ in range(2):
-        responses = run()
+        responses = run(f"{prefix}-{uuid.uuid4().hex[:8]}")
         left = [
             int(m["t"]) for r in responses if (m := FIELD.search(r.headers.get("ratelimit", "")))
         ]
@@ -47,11 +49,11 @@ def in_one_window(run: Callable[[], list[Any]]) -> list[Any]:
 
 
 def test_a_user_gets_exactly_the_quota_then_429(settings: Settings) -> None:
-    user = f"quota-{uuid.uuid4().hex[:8]}"
     with limited(settings, rate_limit_per_minute=5) as client:
         responses = in_one_window(
-            lambda: [client.get(f"/api/{user}/tasks", headers=bearer(user)) for _ in range(7)]
-        )
+            lambda user: [client.get(f"/api/{user}/tasks", headers=bearer(user))
+                          for _ in range(7)]
+        )  # fmt: skip
         other = client.get("/api/someone-else/tasks", headers=bearer("someone-else"))
 
     assert [r.status_code for r in responses] == [200] * 5 + [429] * 2
@@ -67,22 +69,21 @@ def test_a_user_gets_exactly_the_quota_then_429(settings: Settings) -> None:
 
 
 def test_mcp_tool_calls_count_against_the_same_quota(settings: Settings) -> None:
-    user = f"agent-{uuid.uuid4().hex[:8]}"
     meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "list_tasks", "arguments": {}, "_meta": meta}}  # fmt: skip
-    mcp_headers = {**bearer(user), "Host": "127.0.0.1:8000", "Mcp-Name": "list_tasks",
+    mcp_headers = {"Host": "127.0.0.1:8000", "Mcp-Name": "list_tasks",
                    "Accept": "application/json, text/event-stream", "Mcp-Method": "tools/call",
                    "MCP-Protocol-Version": "2026-07-28"}  # fmt: skip
     with limited(settings, rate_limit_per_minute=3) as client:
 
-        def run() -> list[Any]:
+        def run(user: str) -> list[Any]:
             rest = [client.get(f"/api/{user}/tasks", headers=bearer(user)) for _ in range(2)]
-            tool = client.post("/mcp", json=call, headers=mcp_headers)
+            tool = client.post("/mcp", json=call, headers={**bearer(user), **mcp_headers})
             return [*rest, tool, client.get(f"/api/{user}/tasks", headers=bearer(user))]
 
-        *rest, tool, after = in_one_window(run)
+        *rest, tool, after = in_one_window(run, "agent")
     assert [r.status_code for r in rest] == [200, 200]
     assert tool.json()["result"]["isError"] is False  # the third request of the minute
     assert after.status_code == 429

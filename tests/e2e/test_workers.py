@@ -112,30 +112,30 @@ def test_one_idempotency_key_sent_to_both_at_once_creates_one_task(
 def test_the_rate_limit_trips_at_exactly_the_quota_across_both(
     two_servers: tuple[LiveServer, LiveServer],
 ) -> None:
-    user = f"w-{uuid.uuid4().hex[:8]}"
-
-    def run() -> list[httpx.Response]:
+    def run(user: str) -> list[httpx.Response]:
         both = two_servers * QUOTA
         return [
             httpx.get(f"{s.url}/api/{user}/tasks", headers=auth(user)) for s in both[: QUOTA + 2]
         ]
 
-    answers = in_one_window(run)
+    answers = in_one_window(run, "w")
     assert [a.status_code for a in answers] == [200] * QUOTA + [429, 429]
 
 
 def test_two_workers_of_one_server_share_the_quota(shared_database: str, tmp_path: Path) -> None:
     server = start(shared_database, tmp_path, "--workers", "2")
-    user = f"w-{uuid.uuid4().hex[:8]}"
+    counted: list[str] = []
     try:
         server.wait_for(WORKER_READY["uvicorn"], count=2)
 
-        def run() -> list[httpx.Response]:
+        def run(user: str) -> list[httpx.Response]:
+            counted.append(user)
             # A new connection each time, so the kernel hands them to either worker.
             return [httpx.get(f"{server.url}/api/{user}/tasks", headers=auth(user))
                     for _ in range(QUOTA * 3)]  # fmt: skip
 
-        answers = in_one_window(run)
+        answers = in_one_window(run, "w")
+        user = counted[-1]
     finally:
         server.stop()
     statuses = [a.status_code for a in answers]
