@@ -101,7 +101,7 @@ def refusal(error: BaseException) -> str | None:
     """Why a failed connection attempt will fail the same way until someone changes a setting
     (one line, without the password), or None when it may succeed later (the database is down,
     slow or restarting)."""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    message = _first_line(error) or type(error).__name__
     if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
         return f"the database refused the credentials in DATABASE_URL: {message}"
     if isinstance(error, asyncpg.InvalidCatalogNameError):
@@ -136,9 +136,15 @@ def classified(error: BaseException) -> DatabaseMisconfigured | DatabaseUnavaila
     return None
 
 
+def _first_line(error: BaseException) -> str:
+    """The first line of what error says, cut to 200 characters ("" when it says nothing)."""
+    said = str(error).strip()
+    return said.splitlines()[0][:200] if said else ""
+
+
 def _outage(error: BaseException) -> str:
     """A short, stable description of why the database is unavailable, for the log."""
-    said = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    said = _first_line(error)
     return f"{type(error).__name__}: {said}" if said else type(error).__name__
 
 

@@ -17,11 +17,13 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from handlers.http.edge import MAX_HEAD_BYTES
+from handlers.problems import problem_body
 
 # On shutdown, how long an idle kept-alive connection may still deliver a request the client
 # had already sent: closing at once would reset it unanswered (a POST the client cannot know
@@ -29,34 +31,29 @@ from handlers.http.edge import MAX_HEAD_BYTES
 SHUTDOWN_GRACE = 0.5
 
 
-def _problem(status: int, reason: str, detail: str) -> bytes:
+def _problem(status: int, detail: str) -> bytes:
     """A whole response: the problem document the app would send, with a request id of its own
     (no request reached the app to be given one), and the connection closed after it."""
     rid = uuid.uuid4().hex
-    problem = {"type": "about:blank", "title": reason, "status": status, "detail": detail,
-               "request_id": rid}  # fmt: skip
-    body = json.dumps(problem).encode()
+    body = json.dumps({**problem_body(status, detail), "request_id": rid}).encode()
     head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\n"
-        f"content-length: {len(body)}\r\nx-request-id: {rid}\r\nconnection: close\r\n\r\n"
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        f"content-type: application/problem+json\r\ncontent-length: {len(body)}\r\n"
+        f"x-request-id: {rid}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
 
 
 def too_large() -> bytes:
-    return _problem(
-        431,
-        "Request Header Fields Too Large",
-        f"The request line and headers must be at most {MAX_HEAD_BYTES} bytes.",
-    )
+    return _problem(431, f"The request line and headers must be at most {MAX_HEAD_BYTES} bytes.")
 
 
 def too_slow() -> bytes:
-    return _problem(408, "Request Timeout", "The request headers did not arrive in time.")
+    return _problem(408, "The request headers did not arrive in time.")
 
 
 def malformed(detail: str) -> bytes:
-    return _problem(400, "Bad Request", detail)
+    return _problem(400, detail)
 
 
 def bounded_protocol(head_timeout: float) -> type[HttpToolsProtocol]:
