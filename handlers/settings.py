@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from persistence.database_url import connect_arguments
@@ -157,34 +157,24 @@ class Settings:
             errors.append(f"{name} must be true or false")
             return default
 
-        environment = (text("APP_ENV") or "production").lower()
-        if environment not in ("development", "production"):
-            errors.append("APP_ENV must be 'development' or 'production'")
-            environment = "production"
+        def choice(name: str, allowed: tuple[str, ...], default: str) -> Any:
+            """One of allowed (in any case), default when unset or not one of them."""
+            value = (text(name) or default).lower()
+            if value in allowed:
+                return value
+            errors.append(f"{name} must be {' or '.join(repr(a) for a in allowed)}")
+            return default
 
-        log_format: Literal["json", "text"] = "text" if environment == "development" else "json"
-        chosen = (text("LOG_FORMAT") or log_format).lower()
-        if chosen in ("json", "text"):
-            log_format = "json" if chosen == "json" else "text"
-        else:
-            errors.append("LOG_FORMAT must be 'json' or 'text'")
-
-        server: Literal["uvicorn", "granian"] = "uvicorn"
-        chosen_server = (text("SERVER") or "uvicorn").lower()
-        if chosen_server in ("uvicorn", "granian"):
-            server = "granian" if chosen_server == "granian" else "uvicorn"
-        else:
-            errors.append("SERVER must be 'uvicorn' or 'granian'")
-
-        forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
-        chosen_header = (text("FORWARDED_HEADER") or forwarded_header).lower()
-        if chosen_header in ("x-forwarded-for", "forwarded"):
-            forwarded_header = "forwarded" if chosen_header == "forwarded" else "x-forwarded-for"
-        else:
-            errors.append("FORWARDED_HEADER must be 'x-forwarded-for' or 'forwarded'")
+        environment = choice("APP_ENV", ("development", "production"), "production")
+        log_format = choice(
+            "LOG_FORMAT", ("json", "text"), "text" if environment == "development" else "json"
+        )
+        server = choice("SERVER", ("uvicorn", "granian"), "uvicorn")
+        forwarded_header = choice("FORWARDED_HEADER", ("x-forwarded-for", "forwarded"),
+                                  "x-forwarded-for")  # fmt: skip
 
         settings = cls(
-            environment="development" if environment == "development" else "production",
+            environment=environment,
             database_url=text("DATABASE_URL"),
             jwt_secret=text("JWT_SECRET"),
             jwt_issuer=text("JWT_ISSUER"),
