@@ -238,8 +238,8 @@ def _check_default_root(sslmode: str | None) -> None:
     if sslmode not in _VERIFYING:
         return
     configured = os.environ.get("PGSSLROOTCERT")
-    path = Path(configured) if configured else Path.home() / ".postgresql" / "root.crt"
-    if not path.expanduser().is_file():
+    path = Path(configured or "~/.postgresql/root.crt").expanduser()  # as asyncpg finds it
+    if not path.is_file():
         where = "PGSSLROOTCERT" if configured else "~/.postgresql/root.crt"
         raise ValueError(
             f"DATABASE_URL has sslmode={sslmode} but no root certificate: {where} ({path}) "
