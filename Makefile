@@ -37,10 +37,11 @@ migrate: install  ## migrate the database schema to head
 test: lint typecheck security contract-check contract-diff test-packages  ## everything CI runs
 	$(RUN) pytest --cov --cov-report=term-missing
 
-# What the tests start for real besides Python packages: Debian's PgBouncer (tests/pgbouncer.py).
-TEST_PACKAGES := pgbouncer
+# What the tests start for real besides Python packages: Debian's PgBouncer (tests/pgbouncer.py)
+# and Chromium (tests/e2e/test_browser.py).
+TEST_PACKAGES := pgbouncer chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-test-packages:  ## install the Debian packages the tests run (pgbouncer) where they are missing
+test-packages:  ## install the Debian packages the tests run (pgbouncer, chromium) where missing
 	@missing=""; for package in $(TEST_PACKAGES); do \
 		command -v $$package >/dev/null || [ -x /usr/sbin/$$package ] || missing="$$missing $$package"; \
 	done; \

@@ -210,14 +210,19 @@ class MethodsByPath:
 
     def __init__(self, paths: Mapping[str, Mapping[str, Any]]) -> None:
         self._routes = [
-            (compile_path(template)[0], sorted(m.upper() for m in item if m in METHODS))
-            for template, item in paths.items()
+            (compile_path(template)[0], self.allow_for(item)) for template, item in paths.items()
         ]
 
+    @staticmethod
+    def allow_for(item: Mapping[str, Any]) -> str:
+        """The Allow value of a path item: its methods, and HEAD where it has GET."""
+        methods = {m.upper() for m in item if m in METHODS}
+        return ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+
     def allow(self, path: str) -> str | None:
-        for pattern, methods in self._routes:
+        for pattern, allow in self._routes:
             if pattern.match(path):
-                return ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+                return allow
         return None
 
 

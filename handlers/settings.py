@@ -50,6 +50,9 @@ DEFAULT_JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # An ALLOWED_HOSTS entry: a name or IPv4 address, or a bracketed IPv6 one, with :port or :*.
 _HOST = re.compile(r"(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?:[0-9]{1,5}|\*))?")
+# A CORS_ORIGINS entry: an origin as a browser serializes it (RFC 6454 §6.2), so one that can
+# never match (a path, a trailing slash, capitals, `null`) is refused at start.
+_ORIGIN = re.compile(r"https?://(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...] | None:
@@ -115,6 +118,10 @@ class Settings:
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     # Host header values /mcp accepts besides loopback and PUBLIC_URL's (DNS-rebinding guard).
     allowed_hosts: tuple[str, ...] = ()
+    # Origins whose pages may call the API from a browser (handlers/http/cors.py); none by default.
+    cors_origins: tuple[str, ...] = ()
+    cors_allow_credentials: bool = False
+    cors_max_age_seconds: int = 600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -213,6 +220,9 @@ class Settings:
             forwarded_allow_ips=words("FORWARDED_ALLOW_IPS"),
             forwarded_header=forwarded_header,
             allowed_hosts=tuple(h.lower() for h in words("ALLOWED_HOSTS")),
+            cors_origins=words("CORS_ORIGINS"),
+            cors_allow_credentials=flag("CORS_ALLOW_CREDENTIALS", False),
+            cors_max_age_seconds=numeric("CORS_MAX_AGE_SECONDS", 600, 0, 86400),
         )
         errors.extend(settings.problems())
         if errors:
@@ -247,9 +257,26 @@ class Settings:
                 f"ALLOWED_HOSTS entry {bad_hosts[0][:60]!r} is not a host name or address, "
                 "optionally with :port or :*"
             )
+        found += self._cors_problems()
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             found.append("LOG_LEVEL must be one of critical, error, warning, info, debug")
         return found
+
+    def _cors_problems(self) -> list[str]:
+        """CORS_ORIGINS: exact origins as browsers send them, or `*` alone without credentials."""
+        if "*" in self.cors_origins:
+            if len(self.cors_origins) > 1:
+                return ["CORS_ORIGINS is either * or a list of origins, not both"]
+            if self.cors_allow_credentials:
+                return ["CORS_ORIGINS=* cannot go with CORS_ALLOW_CREDENTIALS=true; name origins"]
+            return []
+        bad = [o for o in self.cors_origins if not _ORIGIN.fullmatch(o)]
+        if bad:
+            return [
+                f"CORS_ORIGINS entry {bad[0][:60]!r} is not an origin: write scheme://host[:port]"
+                " in lower case, with no path or trailing slash (https://app.example.com)"
+            ]
+        return []
 
     def _algorithm_problems(self) -> list[str]:
         if self.jwt_algorithms is None:

@@ -16,6 +16,7 @@ from connexion.resolver import RelativeResolver
 
 from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
+from handlers.http.cors import ContractCORS
 from handlers.http.docs import AuthoredSpecMiddleware
 from handlers.http.edge import EdgeMiddleware
 from handlers.http.forwarded import ClientAddressMiddleware
@@ -44,6 +45,9 @@ OURS = [
     (ClientAddressMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # X-Request-ID, one log line per request, and its metrics (handlers/http/observe.py)
     (RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
+    # CORS_ORIGINS only: browser pages on those origins, every answer below included
+    # (handlers/http/cors.py)
+    (ContractCORS, MiddlewarePosition.BEFORE_EXCEPTION),
     # addresses that keep failing authentication get 429 (handlers/http/limits.py)
     (AuthFailureLimitMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # GET /metrics, for Prometheus; METRICS_TOKEN guards it when set (handlers/http/observe.py)
@@ -132,8 +136,16 @@ def create_app(
             "trusted": trusted_networks(settings.forwarded_allow_ips),
             "header": settings.forwarded_header,
         }
+    if settings.cors_origins:
+        options[ContractCORS] = {
+            "contract": contract,
+            "origins": settings.cors_origins,
+            "allow_credentials": settings.cors_allow_credentials,
+            "max_age": settings.cors_max_age_seconds,
+            "mcp": settings.mcp_enabled,
+        }
     for middleware, position in OURS:
-        if middleware is not ClientAddressMiddleware or middleware in options:
+        if middleware not in (ClientAddressMiddleware, ContractCORS) or middleware in options:
             app.add_middleware(middleware, position=position, **options.get(middleware, {}))
     mcp_serving = _mount_mcp(app, contract, settings, verifier, quota)
     app.add_api(

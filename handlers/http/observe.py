@@ -23,7 +23,8 @@ from handlers.metrics import Metrics
 from handlers.problems import problem_asgi, truncate
 from persistence.database import statement_count
 
-HEADER = b"x-request-id"
+FIELD = "X-Request-ID"
+HEADER = FIELD.lower().encode()
 logger = logging.getLogger(__name__)
 SANE = re.compile(r"[\x21-\x7e]{1,128}")
 MAX_LOGGED_PATH = 1024

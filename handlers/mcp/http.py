@@ -103,13 +103,14 @@ def metadata(settings: Settings) -> dict[str, Any]:
 def _transport_security(settings: Settings) -> TransportSecuritySettings | None:
     """DNS-rebinding protection for a server on loopback (the SDK's own default there): the
     Host and Origin of loopback, of PUBLIC_URL (a same-host reverse proxy passes the public
-    name on) and of ALLOWED_HOSTS."""
+    name on), of ALLOWED_HOSTS and of CORS_ORIGINS (named ones)."""
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         return None
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.allowed_hosts]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
     origins += [f"{scheme}://{host}" for host in settings.allowed_hosts
                 for scheme in ("https", "http")]  # fmt: skip
+    origins += [origin for origin in settings.cors_origins if origin != "*"]
     if settings.public_url is not None:
         public = urlsplit(settings.public_url)
         hosts.append(public.netloc.lower())
