@@ -19,7 +19,13 @@ from typing import Any
 
 from dotenv import load_dotenv
 
-from handlers.settings import DEV_KEY_FILE, METRICS_DIR_VARIABLE, Settings, SettingsError
+from handlers.settings import (
+    DEV_KEY_FILE,
+    METRICS_DIR_VARIABLE,
+    Settings,
+    SettingsError,
+    home_for,
+)
 from persistence.database import DatabaseMisconfigured, DatabaseUnavailable
 
 ENV_FILE = ".env"
@@ -219,10 +225,11 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def load_env_file() -> None:
-    """Read `.env` in the working directory as `make run` does (the environment wins), so every
-    `tasks-api` command sees the same settings as the server. UV_NO_ENV_FILE turns it off."""
+    """Read the `.env` that `make run` reads (the project's, in a checkout; else the working
+    directory's), the environment winning, so every `tasks-api` command sees the server's
+    settings wherever it is started from. UV_NO_ENV_FILE turns it off."""
     if not os.environ.get("UV_NO_ENV_FILE"):
-        load_dotenv(Path.cwd() / ENV_FILE, override=False)
+        load_dotenv(home_for(Path(ENV_FILE)), override=False)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -270,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "mcp":
             from handlers.mcp import stdio
 
+            settings.require_serving()
             settings = _prepare_database(settings)
             asyncio.run(stdio.serve(settings, os.environ.get(stdio.TOKEN_VARIABLE)))
         elif args.command == "migrate":

@@ -10,7 +10,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -55,6 +55,20 @@ _HOST = re.compile(r"(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?:[0-9]{1,5}|\*))?")
 _ORIGIN = re.compile(r"https?://(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 
 
+def project_home() -> Path | None:
+    """The source checkout this code runs from (`make install` installs it in place), if it
+    does: where `make run` keeps `.data/` and reads `.env`, whatever the working directory of a
+    `tasks-api` command (an agent host starts `tasks-api mcp` from its own)."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "Makefile").is_file() else None
+
+
+def home_for(path: Path) -> Path:
+    """A relative path from the settings (DATA_DIR), taken from the project's folder in a
+    checkout, else from the working directory."""
+    return path if path.is_absolute() else (project_home() or Path.cwd()) / path
+
+
 def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...] | None:
     """FORWARDED_ALLOW_IPS as networks (an address is a network of one), or None for `*`
     (every peer); ValueError names an entry that is neither."""
@@ -93,7 +107,7 @@ class Settings:
     jwt_jwks_timeout_seconds: float = 3.0
     host: str = "127.0.0.1"
     port: int = 8000
-    data_dir: Path = Path(".data")
+    data_dir: Path = field(default_factory=lambda: home_for(Path(".data")))
     db_pool_size: int = 10
     log_level: str = "info"
     access_log: bool = True
@@ -195,7 +209,7 @@ class Settings:
             jwt_jwks_timeout_seconds=numeric("JWT_JWKS_TIMEOUT_SECONDS", 3.0, 0.1, 30.0),
             host=text("HOST") or "127.0.0.1",
             port=numeric("PORT", 8000, 1, 65535),
-            data_dir=Path(text("DATA_DIR") or ".data"),
+            data_dir=home_for(Path(text("DATA_DIR") or ".data")),
             db_pool_size=numeric("DB_POOL_SIZE", 10, 1, 200),
             log_level=(text("LOG_LEVEL") or "info").lower(),
             access_log=flag("ACCESS_LOG", True),
@@ -310,8 +324,8 @@ class Settings:
         """Production names its database; the embedded one is for development."""
         if self.environment == "production" and self.database_url is None:
             raise SettingsError(
-                "DATABASE_URL is required when APP_ENV=production "
-                "(the embedded PostgreSQL is for development)"
+                "DATABASE_URL is required when APP_ENV=production, the default outside `make`"
+                " (for the embedded PostgreSQL of development, set APP_ENV=development)"
             )
 
     def require_serving(self) -> None:

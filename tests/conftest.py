@@ -22,6 +22,7 @@ from handlers.settings import Settings
 from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
+from tests.live import REPO
 
 TEST_SECRET = secrets.token_urlsafe(48)
 
@@ -104,6 +105,18 @@ def client_with(settings: Settings, **changes: Any) -> Iterator[TestClient]:
 
 def bearer(subject: str, secret: str = TEST_SECRET) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(secret, subject)}"}
+
+
+@pytest.fixture
+def dot_env() -> Iterator[Path]:
+    """The repository's .env, for a test to write; a developer's own is put back afterwards."""
+    path = REPO / ".env"
+    kept = path.read_bytes() if path.exists() else None
+    yield path
+    if kept is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(kept)
 
 
 @pytest.fixture(scope="session")

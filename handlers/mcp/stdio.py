@@ -25,7 +25,7 @@ from handlers.mcp.server import Caller, create_server, invalid_request_id
 from handlers.mcp.tools import tools
 from handlers.problems import Unauthorized
 from handlers.security import TokenVerifier
-from handlers.settings import Settings, SettingsError
+from handlers.settings import DEV_KEY_FILE, Settings, SettingsError
 
 TOKEN_VARIABLE = "TASKS_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
@@ -66,7 +66,10 @@ async def serve(settings: Settings, token: str | None) -> None:
     try:
         claims = await verifier.verify(token)
     except Unauthorized as error:
-        raise SettingsError(f"{TOKEN_VARIABLE} is not accepted: {error.detail}") from None
+        raise SettingsError(
+            f"{TOKEN_VARIABLE} is not accepted: {error.detail.rstrip('.')} (checked against"
+            f" {_key_sources(settings)})"
+        ) from None
     finally:
         await verifier.aclose()
     app = create_app(settings)
@@ -86,6 +89,18 @@ async def serve(settings: Settings, token: str | None) -> None:
         caller_state.update(state)
         options = server.create_initialization_options()
         await _serve_until_answered(server, read, write, options, settings.graceful_timeout_seconds)
+
+
+def _key_sources(settings: Settings) -> str:
+    """What the token was checked against, so a refusal names where to look."""
+    named = []
+    if settings.jwt_secret is not None:
+        named.append("JWT_SECRET")
+    elif settings.shared_secret() is not None:
+        named.append(f"the development secret in {settings.data_dir / DEV_KEY_FILE}")
+    if settings.jwt_jwks_url is not None:
+        named.append("the keys at JWT_JWKS_URL")
+    return " and ".join(named) or "no key: set JWT_SECRET or JWT_JWKS_URL"
 
 
 class _CheckedLines:

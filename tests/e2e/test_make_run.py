@@ -59,18 +59,6 @@ def run_quickstart(env: dict[str, str]) -> dict[str, object]:
     return task
 
 
-@pytest.fixture
-def dot_env() -> Iterator[Path]:
-    """The repository's .env, for a test to write; a developer's own is put back afterwards."""
-    path = REPO / ".env"
-    kept = path.read_bytes() if path.exists() else None
-    yield path
-    if kept is None:
-        path.unlink(missing_ok=True)
-    else:
-        path.write_bytes(kept)
-
-
 def postgres_running(data_dir: Path) -> bool:
     return (data_dir / "postgres" / "postmaster.pid").exists()
 

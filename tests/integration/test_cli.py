@@ -129,13 +129,15 @@ def test_token_refuses_what_the_server_would_refuse(
     assert message in capsys.readouterr().err
 
 
-def test_every_command_reads_dot_env_in_the_working_directory(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_every_command_reads_the_checkouts_dot_env_wherever_it_is_started(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    dot_env: Path,
 ) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / ".env").write_text(f"JWT_SECRET={TEST_SECRET}\nJWT_ISSUER=from-dot-env\n")
-    monkeypatch.chdir(project)
+    dot_env.write_text(f"JWT_SECRET={TEST_SECRET}\nJWT_ISSUER=from-dot-env\n")
+    (tmp_path / ".env").write_text("JWT_SECRET=not-this-one-from-the-working-directory\n")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("UV_NO_ENV_FILE")
     monkeypatch.setenv("JWT_ISSUER", "from-environment")  # the environment wins
 

@@ -61,8 +61,11 @@ def test_the_tools_over_stdio_act_for_the_tokens_user(
     ("token", "says"),
     [
         ("", "set TASKS_API_TOKEN to the bearer token of the user to act for"),
-        ("garbage", "TASKS_API_TOKEN is not accepted: The token is malformed."),
-        (token_for("eve", ttl=-120), "TASKS_API_TOKEN is not accepted: The token has expired."),
+        (
+            "garbage",
+            "TASKS_API_TOKEN is not accepted: The token is malformed (checked against JWT_SECRET)",
+        ),
+        (token_for("eve", ttl=-120), "TASKS_API_TOKEN is not accepted: The token has expired"),
     ],
     ids=["missing", "garbage", "expired"],
 )

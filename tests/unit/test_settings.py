@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from handlers.settings import Settings, SettingsError, dev_secret
+from tests.live import REPO
 
 GOOD = "k3Jq9vX2mP8rT5wY1zB4nC7eF0hL6sD2aG"
 
@@ -226,3 +227,12 @@ def test_a_public_url_must_be_a_plain_http_url(value: str) -> None:
 def test_mcp_can_be_turned_off() -> None:
     assert Settings.from_env({}).mcp_enabled is True
     assert Settings.from_env({"MCP_ENABLED": "false"}).mcp_enabled is False
+
+
+def test_the_data_directory_is_the_checkouts_whatever_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).data_dir == REPO / ".data"
+    assert Settings.from_env({"DATA_DIR": "var/dev"}).data_dir == REPO / "var" / "dev"
+    assert Settings.from_env({"DATA_DIR": str(tmp_path)}).data_dir == tmp_path
