@@ -55,12 +55,16 @@ test-packages:  ## install the Debian packages the tests run (pgbouncer, chromiu
 fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
 	$(RUN) pytest tests/fuzz
 
-BASE ?= HEAD~1
+# BASE: a commit, branch or tag; one that does not exist fails. Unset: the commit before HEAD,
+# passed over only where there is none (a first commit, a shallow clone).
+BASE ?=
 contract-diff: install  ## changes to the contract since BASE (default HEAD~1); fails if breaking
-	@if git rev-parse --verify --quiet "$(BASE)^{commit}" >/dev/null; then \
+	@if [ -n "$(BASE)" ]; then \
 		$(RUN) python -m contracts.tools.diff "$(BASE)"; \
+	elif git rev-parse --verify --quiet "HEAD~1^{commit}" >/dev/null; then \
+		$(RUN) python -m contracts.tools.diff HEAD~1; \
 	else \
-		echo "contract-diff: no commit $(BASE) to compare with"; \
+		echo "contract-diff: no commit before HEAD to compare with"; \
 	fi
 
 stubs: install  ## write a 501 handler stub for every operationId that has no handler yet

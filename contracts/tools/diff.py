@@ -272,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m contracts.tools.diff BASE [contract]", file=sys.stderr)
         return 2
     base, contract = args[0], Path(args[1]) if len(args) > 1 else CONTRACT
+    if _git("-C", str(contract.parent), "rev-parse", "--verify", "--quiet",
+            f"{base}^{{commit}}").returncode != 0:  # fmt: skip
+        print(f"contract-diff: {base!r} is no commit, branch or tag of this repository",
+              file=sys.stderr)  # fmt: skip
+        return 2
     before = _at(base, contract)
     if before is None:
         print(f"{contract.name} did not exist at {base}: nothing to compare")

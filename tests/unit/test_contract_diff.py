@@ -184,3 +184,10 @@ def test_command_with_nothing_to_compare(repo: Path, capsys: pytest.CaptureFixtu
     assert main(["HEAD", str(renamed)]) == 0
     assert "did not exist at HEAD" in capsys.readouterr().out
     assert main([]) == 2
+
+
+def test_a_base_that_does_not_exist_fails_rather_than_passing_the_gate(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["v0.0.0-no-such-tag", str(repo)]) == 2
+    assert "'v0.0.0-no-such-tag' is no commit, branch or tag" in capsys.readouterr().err

@@ -1,0 +1,35 @@
+"""One version for the package and the contract, the one the changelog's newest release names;
+the license the contract declares is the one in the repository."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from contracts.tools.document import load
+from tests.live import REPO
+
+RELEASE = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", re.MULTILINE)
+
+
+def test_the_package_and_the_contract_carry_one_version() -> None:
+    package = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert package == load()["info"]["version"]
+
+
+def test_the_changelogs_newest_release_is_that_version_and_entries_go_newest_first() -> None:
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    releases = RELEASE.findall(changelog)
+    assert releases, "CHANGELOG.md names no release"
+    assert releases[0][0] == load()["info"]["version"]
+    versions = [tuple(int(n) for n in v.split(".")) for v, _ in releases]
+    assert versions == sorted(versions, reverse=True)
+    assert [d for _, d in releases] == sorted((d for _, d in releases), reverse=True)
+    # Every entry says what it did to the contract, as `make contract-diff` reports it.
+    entries = re.split(r"^## ", changelog, flags=re.MULTILINE)[1:]
+    assert all("### Contract" in entry for entry in entries[:-1])
+
+
+def test_the_license_is_the_one_the_contract_declares() -> None:
+    declared = load()["info"]["license"]["name"]
+    assert (REPO / "LICENSE").read_text().startswith(f"{declared} License")
