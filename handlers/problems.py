@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -17,6 +16,7 @@ from starlette.routing import compile_path
 
 from contracts.tools.document import METHODS
 from handlers.context import app_path
+from handlers.jsonifier import JSONIFIER
 from handlers.logs import request_id
 from persistence.database import DatabaseUnavailable, InvalidValue
 from persistence.tasks import StaleVersion
@@ -156,9 +156,16 @@ def problem_body(
     return body
 
 
+def problem_json(body: Mapping[str, Any]) -> str:
+    """A problem document as sent: JSON ending in a newline, like every other JSON answer (which
+    Connexion's Jsonifier ends so), so a terminal shows it on a line of its own."""
+    text: str = JSONIFIER.dumps(body)
+    return text
+
+
 def problem_asgi(status: int, detail: str, headers: Mapping[str, str]) -> Response:
     """A problem answer for middleware outside Connexion's problem rendering."""
-    body = json.dumps(problem_body(status, detail))
+    body = problem_json(problem_body(status, detail))
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers))
 
 
@@ -179,7 +186,7 @@ def problem_response(
         status_code=status,
         mimetype=PROBLEM_JSON,
         content_type=PROBLEM_JSON,
-        body=json.dumps(body),
+        body=problem_json(body),
         headers=all_headers,
     )
 

@@ -14,7 +14,6 @@ the request validator.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
@@ -23,7 +22,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from handlers.http.edge import MAX_HEAD_BYTES
-from handlers.problems import problem_body
+from handlers.problems import problem_body, problem_json
 
 # On shutdown, how long an idle kept-alive connection may still deliver a request the client
 # had already sent: closing at once would reset it unanswered (a POST the client cannot know
@@ -35,7 +34,7 @@ def _problem(status: int, detail: str) -> bytes:
     """A whole response: the problem document the app would send, with a request id of its own
     (no request reached the app to be given one), and the connection closed after it."""
     rid = uuid.uuid4().hex
-    body = json.dumps({**problem_body(status, detail), "request_id": rid}).encode()
+    body = problem_json({**problem_body(status, detail), "request_id": rid}).encode()
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
         f"content-type: application/problem+json\r\ncontent-length: {len(body)}\r\n"

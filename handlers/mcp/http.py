@@ -37,7 +37,13 @@ from handlers.context import app_path, app_state
 from handlers.http.bodies import MAX_BODY_BYTES, read_body, replay
 from handlers.logs import SCOPE_KEY
 from handlers.mcp.server import Caller, invalid_request_id
-from handlers.problems import PROBLEM_JSON, MethodNotAllowed, Unauthorized, problem_body
+from handlers.problems import (
+    PROBLEM_JSON,
+    MethodNotAllowed,
+    Unauthorized,
+    problem_body,
+    problem_json,
+)
 from handlers.security import TokenVerifier
 from handlers.settings import Settings
 
@@ -216,7 +222,7 @@ def _as_problem(status: int, body: bytes) -> bytes | None:
             return None
         said = said.get("error_description") or said.get("error")
     detail = str(said) if said else None
-    return orjson.dumps(problem_body(status, detail))
+    return problem_json(problem_body(status, detail)).encode()
 
 
 class McpMiddleware:
