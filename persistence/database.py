@@ -65,8 +65,8 @@ _POOLER_REFUSALS = {
     "no such user": "check the user in DATABASE_URL",
 }
 
-# How long a request waits for the database before it answers 503 (README: "What clients get
-# when something is wrong"): opening a connection (CONNECT_TIMEOUT, in database_url.py), each
+# How long a request waits for the database before it answers 503 (docs/api.md: "When something
+# is wrong"): opening a connection (CONNECT_TIMEOUT, in database_url.py), each
 # statement, and all of a request's work on its connection (waiting for a free one included),
 # so a client never waits 2 s or more on a database that is down or hung.
 STATEMENT_TIMEOUT = 1.0

@@ -29,8 +29,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.engine import URL, make_url
 
-# How long a request waits to open a connection before it answers 503 (README: "What clients
-# get when something is wrong"); a URL's connect_timeout may only shorten it.
+# How long a request waits to open a connection before it answers 503 (docs/api.md: "When
+# something is wrong"); a URL's connect_timeout may only shorten it.
 CONNECT_TIMEOUT = 0.8
 
 # URL options asyncpg reads itself from the DSN.

@@ -1,5 +1,5 @@
-"""Every key of a per-user table starts with user_id, ready to shard by it (README: "When one
-PostgreSQL is not enough"): a distributed PostgreSQL such as Citus requires the distribution
+"""Every key of a per-user table starts with user_id, ready to shard by it (docs/operating.md: "More
+than one PostgreSQL"): a distributed PostgreSQL such as Citus requires the distribution
 column in every primary key and unique constraint.
 
 tasks' primary key becomes (user_id, id). Ids stay unique on their own (random UUIDs); the new

@@ -155,8 +155,8 @@ def assert_problem_with_an_id(answer: bytes, status: int) -> None:
 
 def test_a_request_that_is_not_http_is_400(server: LiveServer) -> None:
     """A control character in a header value: uvicorn's protocol answers with a problem
-    document; Granian answers in Rust before Python sees anything (README, "Choosing the HTTP
-    server")."""
+    document; Granian answers in Rust before Python sees anything (docs/operating.md,
+    "Choosing the HTTP server")."""
     with connect(server) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n")
         answer = read_all(sock)

@@ -4,7 +4,6 @@ README's own quickstart, then restarted with PORT and JWT_SECRET from the enviro
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import subprocess
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from handlers.security import mint_token
+from tests.docs import quickstart
 from tests.live import REPO, LiveServer, environment, free_port
 
 START_TIMEOUT = 180  # a cold machine may still be installing the locked dependencies
@@ -33,13 +33,6 @@ def make_run() -> Iterator[Callable[[dict[str, str]], LiveServer]]:
         server.stop()
 
 
-def quickstart() -> str:
-    readme = (REPO / "README.md").read_text()
-    match = re.search(r"<!-- quickstart.*?-->\n```bash\n(.*?)```", readme, re.DOTALL)
-    assert match, "README.md has no quickstart block"
-    return match.group(1)
-
-
 def run_quickstart(env: dict[str, str]) -> dict[str, object]:
     """The README's quickstart, verbatim, in bash; the task it created."""
     run = subprocess.run(
@@ -47,7 +40,8 @@ def run_quickstart(env: dict[str, str]) -> dict[str, object]:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    created, listed, completed = (json.loads(line) for line in run.stdout.splitlines() if line)
+    created = json.loads(run.stderr)  # the created task is shown as it comes, on stderr
+    listed, completed = (json.loads(line) for line in run.stdout.splitlines() if line)
     assert (created["title"], created["priority"], created["user_id"]) == (
         "Buy milk",
         "high",

@@ -1,5 +1,5 @@
 """Behind a real PgBouncer in transaction pool mode, stock configuration, with the one setting the
-README gives (`pool_mode=transaction` in DATABASE_URL): migrations, the CRUD flow, idempotency
+docs give (`pool_mode=transaction` in DATABASE_URL): migrations, the CRUD flow, idempotency
 keys under a race, conditional writes under a race, exact totals and rate limits, and a statement
 timeout that PostgreSQL itself enforces. Without that setting the server refuses to start and
 says what to add. (The outage under load through PgBouncer is in tests/faults.)"""

@@ -111,9 +111,9 @@ def test_sigterm_under_load_finishes_requests_in_flight_and_stops_in_time(
     else:
         # Granian closes an idle kept-alive connection at once when it stops, and each worker's
         # listener (SO_REUSEPORT) resets the connections still in its queue, so a request a
-        # client sends at that instant goes unanswered (README, "Choosing the HTTP server";
-        # emmett-framework/granian#611). Only that: the connection's last request, once per
-        # client.
+        # client sends at that instant goes unanswered (docs/operating.md, "Choosing the HTTP
+        # server"; emmett-framework/granian#611). Only that: the connection's last request, once
+        # per client.
         assert all(b.startswith(("ReadError", "RemoteProtocolError")) for b in broken), broken
         assert len(broken) <= 8
     assert set(answered) == {201}

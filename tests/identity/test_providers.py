@@ -1,9 +1,8 @@
-"""The README's "Using Clerk" and "Using Better Auth" settings, as printed, accept tokens shaped
-like each provider's and refuse tokens from anyone else."""
+"""docs/operating.md's "Using Clerk" and "Using Better Auth" settings, as printed, accept tokens
+shaped like each provider's and refuse tokens from anyone else."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -14,20 +13,13 @@ from starlette.testclient import TestClient
 
 from handlers.http.app import create_app
 from handlers.settings import Settings
+from tests.docs import provider_settings
 from tests.identity.jwks_server import JwksServer, SigningKey
-from tests.live import REPO
 
 PROVIDERS = {
     "clerk": ("https://clerk.example.com", "RS256"),
     "better-auth": ("https://auth.example.com", "EdDSA"),
 }
-
-
-def readme_settings(provider: str) -> dict[str, str]:
-    readme = (REPO / "README.md").read_text()
-    match = re.search(rf"<!-- provider: {provider} .*?-->\n```bash\n(.*?)```", readme, re.DOTALL)
-    assert match, f"README.md has no settings block for {provider}"
-    return dict(line.split("=", 1) for line in match.group(1).splitlines() if "=" in line)
 
 
 @pytest.fixture(params=list(PROVIDERS))
@@ -40,13 +32,13 @@ def provider(request: pytest.FixtureRequest) -> str:
 def deployment(
     provider: str, database_url: str
 ) -> Iterator[tuple[TestClient, SigningKey, str, dict[str, str]]]:
-    """The API configured from the README for provider, its keys served on 127.0.0.1."""
+    """The API configured from docs/operating.md for provider, its keys served on 127.0.0.1."""
     public_url, algorithm = PROVIDERS[provider]
     key = SigningKey.generate(algorithm)
     jwks = JwksServer()
     jwks.keys = [key]
     with jwks.running():
-        printed = readme_settings(provider)
+        printed = provider_settings(provider)
         env = {k: v.replace(public_url, jwks.base_url) for k, v in printed.items()}
         settings = Settings.from_env({**env, "DATABASE_URL": database_url})
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:

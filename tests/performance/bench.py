@@ -55,7 +55,7 @@ MCP_SCENARIOS = {"mcp add_task": "create", "mcp list_tasks": "list"}
 MCP_VERSION = "2026-07-28"
 COLD_TOKENS = 30_000  # more than any server answers in one run
 SERVERS = ("tasks-api", "usual", "floor")
-# tasks-api as operators may run it instead (README: "Operating it"), on list and create only.
+# tasks-api as operators may run it instead (docs/operating.md), on list and create only.
 VARIANTS = {"tasks-api granian": {"SERVER": "granian"}, "tasks-api 2 workers": {"WORKERS": "2"}}
 VARIANT_SCENARIOS = ("list", "create")
 SCALE_ROWS, DEEP_TASKS, SMALL_TASKS, PAGE = 2_000_000, 100_000, 20, 20

@@ -1,7 +1,7 @@
 """Ready for a distributed PostgreSQL (Citus, sharded by user_id): every key of a sharded table
 includes its distribution column, and every statement in persistence/ that touches a sharded
-table filters by that column, so each one runs on one shard (README: "When one PostgreSQL is not
-enough")."""
+table filters by that column, so each one runs on one shard (docs/operating.md: "More than one
+PostgreSQL")."""
 
 from __future__ import annotations
 
