@@ -37,6 +37,16 @@ def run(*command: str | Path, cwd: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def serve_from(venv: Path, database_url: str, cwd: Path) -> LiveServer:
+    """`tasks-api serve --migrate` from venv, in production, outside the repository."""
+    env = environment(
+        APP_ENV="production", DATABASE_URL=database_url, JWT_SECRET=TEST_SECRET,
+        PORT=str(free_port()),
+    )  # fmt: skip
+    command = [str(venv / "bin" / "tasks-api"), "serve", "--migrate"]
+    return LiveServer(command, env, start_timeout=60, cwd=cwd)
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
@@ -77,15 +87,7 @@ def test_the_installed_wheel_migrates_and_serves(
     importing = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)"
     run(venv / "bin" / "python", "-c", importing, *modules, cwd=tmp_path)
 
-    env = environment(
-        APP_ENV="production",
-        DATABASE_URL=create_database("wheel_tests"),
-        JWT_SECRET=TEST_SECRET,
-        PORT=str(free_port()),
-    )
-    server = LiveServer(
-        [str(venv / "bin" / "tasks-api"), "serve", "--migrate"], env, start_timeout=60, cwd=tmp_path
-    )
+    server = serve_from(venv, create_database("wheel_tests"), tmp_path)
     try:
         with httpx.Client(base_url=server.url, headers=bearer("wheel-user")) as http:
             created = http.post("/api/wheel-user/tasks", json={"title": "Ship it"})
@@ -116,15 +118,7 @@ def test_the_runtime_install_has_no_development_tool_and_serves(
     size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file())
     assert size < 200 * 2**20, f"the runtime install is {size / 2**20:.0f} MB"
 
-    settings = environment(
-        APP_ENV="production",
-        DATABASE_URL=create_database("runtime_tests"),
-        JWT_SECRET=TEST_SECRET,
-        PORT=str(free_port()),
-    )
-    server = LiveServer(
-        [str(venv / "bin" / "tasks-api"), "serve", "--migrate"], settings, 60, cwd=tmp_path
-    )
+    server = serve_from(venv, create_database("runtime_tests"), tmp_path)
     try:
         created = httpx.post(f"{server.url}/api/rt-user/tasks", json={"title": "Lean"},
                              headers=bearer("rt-user"))  # fmt: skip
