@@ -1,12 +1,15 @@
 """One version for the package and the contract, the one the changelog's newest release names;
-the license the contract declares is the one in the repository."""
+the license the contract declares is the one in the repository; every setting is in the
+configuration reference and the example .env."""
 
 from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import fields
 
 from contracts.tools.document import load
+from handlers.settings import Settings
 from tests.live import REPO
 
 RELEASE = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", re.MULTILINE)
@@ -33,3 +36,11 @@ def test_the_changelogs_newest_release_is_that_version_and_entries_go_newest_fir
 def test_the_license_is_the_one_the_contract_declares() -> None:
     declared = load()["info"]["license"]["name"]
     assert (REPO / "LICENSE").read_text().startswith(f"{declared} License")
+
+
+def test_every_setting_is_documented_and_in_the_example_env_file() -> None:
+    names = ["APP_ENV" if f.name == "environment" else f.name.upper() for f in fields(Settings)]
+    reference = (REPO / "docs" / "operating.md").read_text()
+    example = (REPO / ".env.example").read_text()
+    assert [n for n in names if f"| `{n}` |" not in reference] == []
+    assert [n for n in names if not re.search(rf"^#? ?{n}=", example, re.MULTILINE)] == []
