@@ -173,12 +173,11 @@ def _mount_mcp(
         return lambda: nullcontext(None)
     from handlers.mcp import http as mcp_http
     from handlers.mcp.server import create_server
-    from handlers.mcp.tools import tools
 
     app.add_middleware(
         mcp_http.McpMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, settings=settings
     )
-    agents = create_server(tools(contract), app, mcp_http.caller)
+    agents = create_server(contract, app, mcp_http.caller)
     return lambda: mcp_http.serving(agents, settings, verifier, quota.admit)
 
 

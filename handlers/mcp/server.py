@@ -22,9 +22,11 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from starlette.types import ASGIApp, Message
 
+from contracts.tools.document import Document
 from handlers.context import COUNTED, STATE_KEY, AppState
 from handlers.mcp import messages
 from handlers.mcp.tools import SUBJECT, Tool
+from handlers.mcp.tools import tools as tools_of
 from handlers.schema_errors import schema_errors
 
 NAME = "tasks-api"
@@ -202,9 +204,10 @@ def result(content: dict[str, Any]) -> types.CallToolResult:
 Resolve = Callable[[ServerRequestContext[Any, Any]], Awaitable[Caller]]
 
 
-def create_server(tools: Mapping[str, Tool], app: ASGIApp, caller: Resolve) -> Server[Any]:
-    """An MCP server whose tools are these, each call served by app for the caller resolve
-    finds for the request (the HTTP request's token, or stdio's)."""
+def create_server(contract: Document, app: ASGIApp, caller: Resolve) -> Server[Any]:
+    """An MCP server with the contract's tools, named with its version, each call served by
+    app for the caller resolve finds for the request (the HTTP request's token, or stdio's)."""
+    tools = tools_of(contract)
     listed = types.ListToolsResult(
         tools=[
             types.Tool(
@@ -261,6 +264,7 @@ def create_server(tools: Mapping[str, Tool], app: ASGIApp, caller: Resolve) -> S
 
     return Server(
         NAME,
+        version=str(contract["info"]["version"]),
         instructions=(
             "Manage the signed-in user's tasks. Every tool acts for that user only; ids come "
             "from list_tasks or add_task."

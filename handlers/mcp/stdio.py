@@ -22,7 +22,6 @@ from starlette.types import ASGIApp, Message
 
 from contracts.tools.document import load
 from handlers.mcp.server import Caller, create_server, invalid_request_id
-from handlers.mcp.tools import tools
 from handlers.problems import Unauthorized
 from handlers.security import TokenVerifier
 from handlers.settings import DEV_KEY_FILE, Settings, SettingsError
@@ -78,7 +77,7 @@ async def serve(settings: Settings, token: str | None) -> None:
     async def resolve(_ctx: Any) -> Caller:
         return Caller(token, claims["sub"], caller_state)
 
-    server = create_server(tools(load()), app, resolve)
+    server = create_server(load(), app, resolve)
     lines = _CheckedLines(anyio.wrap_file(TextIOWrapper(sys.stdin.buffer, encoding="utf-8",
                                                         errors="replace")))  # fmt: skip
     # stdout is the protocol's: while serving, anything else written there goes to stderr.

@@ -98,7 +98,7 @@ def call_through(app: RecordingApp, arguments: dict[str, Any]) -> Any:
     async def resolve(_ctx: Any) -> Caller:
         return caller
 
-    server = create_server(tools(with_throwaway_operation()), app, resolve)
+    server = create_server(with_throwaway_operation(), app, resolve)
 
     async def run() -> Any:
         async with Client(server) as client:
