@@ -33,6 +33,7 @@ def live(settings: Settings) -> Iterator[str]:
     request made at once waits in the backlog rather than failing."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # a bound socket that is not listening refuses connections
     port = sock.getsockname()[1]
     app = create_app(dataclasses.replace(settings, host="127.0.0.1", port=port))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
