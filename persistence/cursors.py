@@ -98,6 +98,8 @@ def _checked(sort: str, value: Any) -> Any:
         return None
     if not isinstance(value, str):
         raise TypeError("sort values are text")
+    if "\x00" in value:
+        raise ValueError("no column holds a NUL character")  # PostgreSQL's text cannot
     if column in ("created_at", "due_date"):
         return timestamps.parse(value)
     if column == "priority" and value not in task_priority.enums:
