@@ -2,7 +2,7 @@
 
 from handlers import preconditions
 from handlers.context import Reply, database, reply
-from handlers.problems import ServiceUnavailable
+from handlers.core.errors import ServiceUnavailable
 
 OK = {"status": "ok"}
 

@@ -21,8 +21,8 @@ import orjson
 from connexion.context import scope as request_scope
 
 from handlers.context import Reply, connection, reply, request_header, state, transaction
+from handlers.core.errors import BadRequest, Conflict, UnprocessableContent
 from handlers.jsonifier import JSONIFIER
-from handlers.problems import BadRequest, Conflict, UnprocessableContent
 from persistence import idempotency
 from persistence.database import Connection
 

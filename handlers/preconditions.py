@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from handlers.context import request_header
-from handlers.problems import PreconditionFailed, PreconditionRequired
+from handlers.core.errors import PreconditionFailed, PreconditionRequired
 from persistence.tasks import Versions
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE (RFC 9110 §8.8.3)

@@ -1,4 +1,5 @@
-"""Errors as RFC 9457 problem details: the domain error tree and the one place that renders it."""
+"""Errors as RFC 9457 problem details, for the HTTP door: the one place that renders every error,
+whatever raised it (an operation, a middleware, Connexion, the database)."""
 
 from __future__ import annotations
 
@@ -16,127 +17,23 @@ from starlette.routing import compile_path
 
 from contracts.tools.document import METHODS
 from handlers.context import app_path
+from handlers.core.errors import Problem, truncate
 from handlers.jsonifier import JSONIFIER
 from handlers.logs import request_id
 from persistence.database import DatabaseUnavailable, InvalidValue
 from persistence.tasks import StaleVersion
 
 PROBLEM_JSON = "application/problem+json"
-MAX_DETAIL = 300
-MAX_ERRORS = 50
 REALM = "tasks-api"
 # What a request whose client left mid-request is recorded as (nginx's 499, "client closed").
 CLIENT_CLOSED_STATUS = 499
 
 logger = logging.getLogger(__name__)
 
-FieldError = dict[str, str]
-
-
-def truncate(text: str, limit: int = MAX_DETAIL) -> str:
-    """Text cut to limit characters, marked when cut, so no error echoes a huge value."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class Problem(ProblemException):  # type: ignore[misc]
-    """A domain error that maps to one HTTP status."""
-
-    status_code_default = HTTPStatus.INTERNAL_SERVER_ERROR
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        ext: Mapping[str, Any] | None = None,
-    ) -> None:
-        status = self.status_code_default
-        super().__init__(
-            status=int(status),
-            title=status.phrase,
-            detail=detail,
-            headers=dict(headers or {}),
-            ext=dict(ext or {}),
-        )
-
-
-class BadRequest(Problem):
-    """The request broke the contract; `errors` names every offending field."""
-
-    status_code_default = HTTPStatus.BAD_REQUEST
-
-    def __init__(self, detail: str, errors: list[FieldError]) -> None:
-        super().__init__(detail, ext={"errors": errors[:MAX_ERRORS]})
-
-
-class Unauthorized(Problem):
-    status_code_default = HTTPStatus.UNAUTHORIZED
-
-
-class Forbidden(Problem):
-    status_code_default = HTTPStatus.FORBIDDEN
-
-
-class NotFound(Problem):
-    status_code_default = HTTPStatus.NOT_FOUND
-
-
-class MethodNotAllowed(Problem):
-    status_code_default = HTTPStatus.METHOD_NOT_ALLOWED
-
-
-class NotAcceptable(Problem):
-    status_code_default = HTTPStatus.NOT_ACCEPTABLE
-
-
-class Conflict(Problem):
-    status_code_default = HTTPStatus.CONFLICT
-
-
-class PreconditionFailed(Problem):
-    status_code_default = HTTPStatus.PRECONDITION_FAILED
-
-
-class PreconditionRequired(Problem):
-    status_code_default = HTTPStatus.PRECONDITION_REQUIRED
-
-
-class UnprocessableContent(Problem):
-    status_code_default = HTTPStatus.UNPROCESSABLE_ENTITY
-
-
-class PayloadTooLarge(Problem):
-    status_code_default = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-
-
-class UnsupportedMediaType(Problem):
-    status_code_default = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-
-
-class RequestHeadTooLarge(Problem):
-    status_code_default = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
-
-
-class TooManyRequests(Problem):
-    status_code_default = HTTPStatus.TOO_MANY_REQUESTS
-
-
-class ServiceUnavailable(Problem):
-    status_code_default = HTTPStatus.SERVICE_UNAVAILABLE
-
 
 class ClientClosed(Exception):
     """The client closed its connection before it sent all of its request: nobody is left to
     answer, and it is not a client error the server reports (metrics count it on its own)."""
-
-
-class NotImplementedYet(Problem):
-    """What a stub written by `make stubs` answers until someone implements it."""
-
-    status_code_default = HTTPStatus.NOT_IMPLEMENTED
-
-    def __init__(self, operation_id: str) -> None:
-        super().__init__(f"{operation_id} is in the contract but not implemented yet.")
 
 
 def problem_body(
@@ -201,7 +98,8 @@ def _bearer_challenge(request: ConnexionRequest, detail: str) -> str:
 
 
 def _render_problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    assert isinstance(exc, ProblemException)  # noqa: S101 - registered for this class only
+    # Ours (the domain's), or Connexion's own (its security and validation raise them).
+    assert isinstance(exc, Problem | ProblemException)  # noqa: S101 - registered for these only
     if exc.status >= 500 and exc.status != HTTPStatus.SERVICE_UNAVAILABLE:  # an outage is
         # logged once by what saw it (persistence/database.py), not once per request
         logger.error("%s %s answered %s: %s", request.method, request.url.path, exc.status, exc)
@@ -291,6 +189,7 @@ def _render_unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionRe
 def register_problem_handlers(app: AsyncApp, paths: Mapping[str, Mapping[str, Any]]) -> None:
     """Render every error the app can raise as application/problem+json; paths are the
     contract's, for the Allow header of a 405."""
+    app.add_error_handler(Problem, _render_problem)
     app.add_error_handler(ProblemException, _render_problem)
     app.add_error_handler(HTTPException, _http_exception_renderer(MethodsByPath(paths)))
     app.add_error_handler(DatabaseUnavailable, _render_unavailable)

@@ -9,7 +9,7 @@ from typing import Any
 
 from jsonschema import ValidationError
 
-from handlers.problems import FieldError, truncate
+from handlers.core.errors import FieldError, truncate
 
 MAX_NAME = 64
 

@@ -21,7 +21,7 @@ import jwt
 from connexion.lifecycle import ConnexionRequest
 
 from handlers.context import app_state
-from handlers.problems import Unauthorized
+from handlers.core.errors import Unauthorized
 from handlers.settings import Settings
 
 MAX_TOKEN_LENGTH = 8192

@@ -12,8 +12,8 @@ from typing import Any
 
 from handlers import idempotency, preconditions
 from handlers.context import Reply, child_location, connection, reply, request_header, state
+from handlers.core.errors import BadRequest, NotFound
 from handlers.idempotency import Answer
-from handlers.problems import BadRequest, NotFound
 from persistence import tasks
 from persistence.cursors import InvalidCursor, Position
 from persistence.database import Connection

@@ -23,7 +23,7 @@ HANDLERS = CONTRACT.parent.parent / "handlers"
 IMPORTS = {
     ("typing", "Any"): "from typing import Any",
     ("handlers.context", "Reply"): "from handlers.context import Reply",
-    ("handlers.problems", "NotImplementedYet"): "from handlers.problems import NotImplementedYet",
+    ("handlers.core.errors", "NotImplementedYet"): "from handlers.core.errors import NotImplementedYet",
 }
 PYTHON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
                 "array": "list[Any]", "object": "dict[str, Any]"}  # fmt: skip

@@ -7,7 +7,8 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive
 
-from handlers.problems import ClientClosed, PayloadTooLarge
+from handlers.core.errors import PayloadTooLarge
+from handlers.problems import ClientClosed
 
 MAX_BODY_BYTES = 128 * 1024
 

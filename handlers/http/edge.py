@@ -26,7 +26,7 @@ import re
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from handlers.context import app_path
-from handlers.problems import BadRequest, NotAcceptable, NotFound, RequestHeadTooLarge
+from handlers.core.errors import BadRequest, NotAcceptable, NotFound, RequestHeadTooLarge
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENCODED_SLASH = re.compile(rb"%2f", re.IGNORECASE)

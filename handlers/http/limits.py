@@ -20,8 +20,9 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import COUNTED, app_state
+from handlers.core.errors import TooManyRequests
 from handlers.logs import ANSWER_HEADERS
-from handlers.problems import TooManyRequests, problem_asgi
+from handlers.problems import problem_asgi
 from persistence import rate_limits
 from persistence.database import DatabaseUnavailable
 

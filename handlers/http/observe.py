@@ -18,9 +18,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import app_path
+from handlers.core.errors import truncate
 from handlers.logs import ANSWER_HEADERS, SCOPE_KEY, request_id, requests_logger
 from handlers.metrics import Metrics
-from handlers.problems import problem_asgi, truncate
+from handlers.problems import problem_asgi
 from persistence.database import statement_count
 
 FIELD = "X-Request-ID"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handlers.problems import Forbidden
+from handlers.core.errors import Forbidden
 
 
 class OwnershipMiddleware:

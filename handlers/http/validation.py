@@ -22,13 +22,8 @@ from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import Receive, Scope
 
+from handlers.core.errors import BadRequest, FieldError, UnsupportedMediaType, truncate
 from handlers.http.bodies import read_body, replay
-from handlers.problems import (
-    BadRequest,
-    FieldError,
-    UnsupportedMediaType,
-    truncate,
-)
 from handlers.schema_errors import MAX_NAME, pointer, schema_errors
 from persistence import timestamps
 

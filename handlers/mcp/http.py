@@ -34,16 +34,11 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import app_path, app_state
+from handlers.core.errors import MethodNotAllowed, Unauthorized
 from handlers.http.bodies import MAX_BODY_BYTES, read_body, replay
 from handlers.logs import SCOPE_KEY
 from handlers.mcp.server import Caller, invalid_request_id
-from handlers.problems import (
-    PROBLEM_JSON,
-    MethodNotAllowed,
-    Unauthorized,
-    problem_body,
-    problem_json,
-)
+from handlers.problems import PROBLEM_JSON, problem_body, problem_json
 from handlers.security import TokenVerifier
 from handlers.settings import Settings
 

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message
 
 from contracts.tools.document import load
+from handlers.core.errors import Unauthorized
 from handlers.mcp.server import Caller, create_server, invalid_request_id
-from handlers.problems import Unauthorized
 from handlers.security import TokenVerifier
 from handlers.settings import DEV_KEY_FILE, Settings, SettingsError
 

@@ -6,8 +6,8 @@ import pytest
 from connexion.lifecycle import ConnexionRequest
 from connexion.uri_parsing import OpenAPIURIParser
 
+from handlers.core.errors import BadRequest
 from handlers.http.validation import StrictParameterValidator
-from handlers.problems import BadRequest
 
 SESSION = {"name": "session", "in": "cookie", "required": True,
            "schema": {"type": "string", "minLength": 8}}  # fmt: skip

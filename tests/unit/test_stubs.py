@@ -16,7 +16,7 @@ import pytest
 
 from contracts.tools.document import Document, load
 from contracts.tools.stubs import HANDLERS, main, write_stubs
-from handlers.problems import NotImplementedYet
+from handlers.core.errors import NotImplementedYet
 
 
 def extended_contract() -> Document:
