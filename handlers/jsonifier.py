@@ -1,4 +1,6 @@
-"""Responses encoded with orjson, through Connexion's own Jsonifier hook."""
+"""JSON as every answer is written: orjson (datetimes as RFC 3339, UUIDs as text), a newline at
+the end. `Orjson` is also the module-like object Connexion's Jsonifier hook takes
+(handlers/http/app.py), so the HTTP door writes the same bytes."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import uuid
 from typing import Any
 
 import orjson
-from connexion.jsonifier import Jsonifier
 
 
 def _uuid_subclass(value: Any) -> str:
@@ -16,9 +17,8 @@ def _uuid_subclass(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-class _Orjson:
-    """The module-like object Jsonifier expects: orjson, which encodes datetimes as RFC 3339 and
-    UUIDs as text itself."""
+class Orjson:
+    """dumps and loads, as the json module spells them."""
 
     @staticmethod
     def dumps(data: Any, **_: Any) -> str:
@@ -29,4 +29,6 @@ class _Orjson:
         return orjson.loads(data)
 
 
-JSONIFIER = Jsonifier(_Orjson)
+def dumps(data: Any) -> str:
+    """data as an answer's body: JSON and a newline."""
+    return Orjson.dumps(data) + "\n"

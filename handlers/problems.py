@@ -16,12 +16,11 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 
 from contracts.tools.document import METHODS
+from handlers import jsonifier
 from handlers.context import app_path
 from handlers.core.errors import Problem, truncate
-from handlers.jsonifier import JSONIFIER
 from handlers.logs import request_id
 from persistence.database import DatabaseUnavailable, InvalidValue
-from persistence.tasks import StaleVersion
 
 PROBLEM_JSON = "application/problem+json"
 REALM = "tasks-api"
@@ -56,8 +55,7 @@ def problem_body(
 def problem_json(body: Mapping[str, Any]) -> str:
     """A problem document as sent: JSON ending in a newline, like every other JSON answer (which
     Connexion's Jsonifier ends so), so a terminal shows it on a line of its own."""
-    text: str = JSONIFIER.dumps(body)
-    return text
+    return jsonifier.dumps(body)
 
 
 def problem_asgi(status: int, detail: str, headers: Mapping[str, str]) -> Response:
@@ -157,15 +155,6 @@ def _render_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionR
     )
 
 
-def _render_stale(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    return problem_response(
-        request,
-        HTTPStatus.PRECONDITION_FAILED,
-        "The task is not at a version the request's If-Match or If-None-Match allows (it has "
-        "changed, or exists); read it again and decide.",
-    )
-
-
 def _render_invalid_value(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     # The contract should have refused the value first; the database is the last line.
     logger.warning("database refused a value in %s %s: %s", request.method, request.url.path, exc)
@@ -194,6 +183,5 @@ def register_problem_handlers(app: AsyncApp, paths: Mapping[str, Mapping[str, An
     app.add_error_handler(HTTPException, _http_exception_renderer(MethodsByPath(paths)))
     app.add_error_handler(DatabaseUnavailable, _render_unavailable)
     app.add_error_handler(InvalidValue, _render_invalid_value)
-    app.add_error_handler(StaleVersion, _render_stale)
     app.add_error_handler(ClientClosed, _render_client_closed)
     app.add_error_handler(Exception, _render_unexpected)

@@ -2,8 +2,9 @@
 
     python -m contracts.tools.stubs [contracts/openapi.yaml] [handlers/]
 
-`tasks.archive_task` becomes `async def archive_task(...)` in handlers/tasks.py, taking the
-arguments Connexion passes and answering 501 until it is implemented. Existing code is never
+`tasks.archive_task` becomes `async def archive_task(ctx, ...)` in handlers/tasks.py, taking the
+call's Context and the arguments the contract validates, and answering 501 until it is
+implemented. Existing code is never
 changed, so running it again changes nothing.
 """
 
@@ -22,8 +23,12 @@ from contracts.tools.document import CONTRACT, Document, Operation, load, operat
 HANDLERS = CONTRACT.parent.parent / "handlers"
 IMPORTS = {
     ("typing", "Any"): "from typing import Any",
-    ("handlers.context", "Reply"): "from handlers.context import Reply",
-    ("handlers.core.errors", "NotImplementedYet"): "from handlers.core.errors import NotImplementedYet",
+    ("handlers.core.answer", "Answer"): "from handlers.core.answer import Answer",
+    ("handlers.core.context", "Context"): "from handlers.core.context import Context",
+    (
+        "handlers.core.errors",
+        "NotImplementedYet",
+    ): "from handlers.core.errors import NotImplementedYet",
 }
 PYTHON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
                 "array": "list[Any]", "object": "dict[str, Any]"}  # fmt: skip
@@ -35,8 +40,8 @@ def python_name(name: str) -> str:
 
 
 def signature(document: Document, operation: Operation) -> str:
-    """`name(arguments) -> Reply`, required arguments first."""
-    required: list[str] = []
+    """`name(ctx, arguments) -> Answer`, required arguments first."""
+    required: list[str] = ["ctx: Context"]
     optional: list[str] = []
     for parameter in operation.parameters:
         if parameter.get("in") not in ("path", "query"):
@@ -57,7 +62,7 @@ def signature(document: Document, operation: Operation) -> str:
         else:
             optional.append("body: dict[str, Any] | None = None")
     function = operation.spec["operationId"].rsplit(".", 1)[1]
-    return f"{function}({', '.join(required + optional)}) -> Reply"
+    return f"{function}({', '.join(required + optional)}) -> Answer"
 
 
 def stub(document: Document, operation: Operation) -> str:

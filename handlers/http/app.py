@@ -10,21 +10,23 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from typing import Any
 
 from connexion import AsyncApp, ConnexionMiddleware
+from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
-from connexion.resolver import RelativeResolver
 
 from contracts.tools.document import load
 from handlers.context import STATE_KEY, AppState
+from handlers.core.context import Services
 from handlers.http.cors import ContractCORS
 from handlers.http.docs import AuthoredSpecMiddleware
 from handlers.http.edge import EdgeMiddleware
 from handlers.http.forwarded import ClientAddressMiddleware
 from handlers.http.limits import AuthFailureLimitMiddleware, UserQuota, UserRateLimitMiddleware
 from handlers.http.observe import MetricsMiddleware, RequestLogMiddleware
+from handlers.http.operations import resolver
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.validation import VALIDATOR_MAP
-from handlers.jsonifier import JSONIFIER
+from handlers.jsonifier import Orjson
 from handlers.metrics import Metrics
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
@@ -99,16 +101,16 @@ def create_app(
                 gc.freeze()
                 gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
             try:
+                services = Services(
+                    database=database,
+                    cursors=cursors,
+                    require_if_match=settings.require_if_match,
+                    require_idempotency_key=settings.require_idempotency_key,
+                    idempotency_key_ttl_seconds=settings.idempotency_key_ttl_seconds,
+                )
                 yield {
                     STATE_KEY: AppState(
-                        database=database,
-                        verifier=verifier,
-                        cursors=cursors,
-                        require_if_match=settings.require_if_match,
-                        require_idempotency_key=settings.require_idempotency_key,
-                        idempotency_key_ttl_seconds=settings.idempotency_key_ttl_seconds,
-                        mcp=mcp_endpoint,
-                        metrics=metrics,
+                        services=services, verifier=verifier, mcp=mcp_endpoint, metrics=metrics
                     )
                 }
             finally:
@@ -123,7 +125,7 @@ def create_app(
         for m in ConnexionMiddleware.default_middlewares
         if settings.validate_responses or m is not ResponseValidationMiddleware
     ]
-    app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=JSONIFIER)
+    app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=Jsonifier(Orjson))
     options: dict[type, dict[str, Any]] = {
         AuthoredSpecMiddleware: {"document": contract},
         RequestLogMiddleware: {"log_requests": settings.access_log, "metrics": metrics},
@@ -150,7 +152,7 @@ def create_app(
     mcp_serving = _mount_mcp(app, contract, settings, verifier, quota)
     app.add_api(
         contract,
-        resolver=RelativeResolver("handlers"),
+        resolver=resolver(),
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,

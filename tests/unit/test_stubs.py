@@ -83,13 +83,19 @@ def arguments(function: ast.AsyncFunctionDef) -> list[str]:
     ]
 
 
-def test_stubs_take_what_connexion_passes_and_answer_501(handlers: Path) -> None:
+def test_stubs_take_the_context_and_the_validated_arguments_and_answer_501(
+    handlers: Path,
+) -> None:
     changed = write_stubs(extended_contract(), handlers)
 
     assert sorted(p.name for p in changed) == ["labels.py", "tasks.py"]
     archive = functions(handlers / "tasks.py")["archive_task"]
-    assert arguments(archive) == ["user_id", "task_id", "reason=None", "notify=False", "body=None"]
-    assert arguments(functions(handlers / "labels.py")["list_labels"]) == ["user_id", "limit=20"]
+    assert arguments(archive) == [
+        "ctx", "user_id", "task_id", "reason=None", "notify=False", "body=None",
+    ]  # fmt: skip
+    assert arguments(functions(handlers / "labels.py")["list_labels"]) == [
+        "ctx", "user_id", "limit=20",
+    ]  # fmt: skip
     stubbed = functions(handlers / "tasks.py")
     for name, original in functions(HANDLERS / "tasks.py").items():
         assert ast.unparse(stubbed[name]) == ast.unparse(original), f"{name} was changed"
@@ -97,8 +103,8 @@ def test_stubs_take_what_connexion_passes_and_answer_501(handlers: Path) -> None
     tasks: Any = load_module(handlers / "tasks.py")
     labels: Any = load_module(handlers / "labels.py")
     for stub_call in (
-        tasks.archive_task(user_id="u", task_id="t"),
-        labels.list_labels(user_id="u"),
+        tasks.archive_task(None, user_id="u", task_id="t"),
+        labels.list_labels(None, user_id="u"),
     ):
         with pytest.raises(NotImplementedYet) as raised:
             asyncio.run(stub_call)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from handlers.context import request_header
+from handlers.core.context import Context
 from handlers.core.errors import PreconditionFailed, PreconditionRequired
 from persistence.tasks import Versions
 
@@ -50,10 +50,9 @@ class Condition:
         )  # fmt: skip
 
 
-def condition(name: str) -> Condition | None:
-    """The request's condition header, None when absent. A member that is not an entity tag is
-    left out: it can match no ETag of ours."""
-    value = request_header(name)
+def condition(value: str | None) -> Condition | None:
+    """A condition (If-Match or If-None-Match), None when absent. A member that is not an
+    entity tag is left out: it can match no ETag of ours."""
     if value is None:
         return None
     if value.strip() == "*":
@@ -62,10 +61,10 @@ def condition(name: str) -> Condition | None:
     return Condition(any=False, tags=tuple((m[1] is not None, m[2]) for m in matches if m))
 
 
-def for_write(required: bool) -> Versions:
+def for_write(ctx: Context) -> Versions:
     """The versions a write may change, from If-Match and If-None-Match."""
-    match, none_match = condition("If-Match"), condition("If-None-Match")
-    if match is None and required:
+    match, none_match = condition(ctx.if_match), condition(ctx.if_none_match)
+    if match is None and ctx.services.require_if_match:
         raise PreconditionRequired("This server requires If-Match on writes: send the task's ETag.")
     at = None if match is None or match.any else match.versions(strong=True)
     if none_match is None:
@@ -75,29 +74,29 @@ def for_write(required: bool) -> Versions:
     return Versions(at=at, not_at=none_match.versions(strong=False))
 
 
-def check_read(tag: str) -> bool:
+def check_read(ctx: Context, tag: str) -> bool:
     """For a read of a representation whose ETag is tag: PreconditionFailed when If-Match does
     not list it; whether If-None-Match does (the answer is then 304)."""
-    match = condition("If-Match")
+    match = condition(ctx.if_match)
     if (
         match is not None
         and not match.any
         and tag.strip('"') not in {opaque for weak, opaque in match.tags if not weak}
     ):
         raise PreconditionFailed("The task's ETag is not one If-Match lists.")
-    none_match = condition("If-None-Match")
+    none_match = condition(ctx.if_none_match)
     if none_match is None:
         return False
     return none_match.any or any(f'"{opaque}"' == tag for _, opaque in none_match.tags)
 
 
-def check_untagged(*, read: bool) -> bool:
+def check_untagged(ctx: Context, *, read: bool) -> bool:
     """For an operation whose target has no entity tag (the task list, the create, the probes):
     PreconditionFailed when If-Match lists tags (none can match) or when If-None-Match is `*`
     on a write; whether the answer is 304 instead (If-None-Match `*` on a read). A read checks
     this once it has its answer, so a failure such as /readyz's 503 wins (RFC 9110 §13.2.1); a
     write, before it changes anything."""
-    match, none_match = condition("If-Match"), condition("If-None-Match")
+    match, none_match = condition(ctx.if_match), condition(ctx.if_none_match)
     if (match is not None and not match.any) or (none_match is not None and none_match.any
                                                  and not read):  # fmt: skip
         raise PreconditionFailed(

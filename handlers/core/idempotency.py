@@ -14,40 +14,27 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from connexion.context import scope as request_scope
 
-from handlers.context import Reply, connection, reply, request_header, state, transaction
+from handlers import jsonifier
+from handlers.core.answer import Answer
+from handlers.core.context import Context
 from handlers.core.errors import BadRequest, Conflict, UnprocessableContent
-from handlers.jsonifier import JSONIFIER
 from persistence import idempotency
 from persistence.database import Connection
 
 HEADER = "Idempotency-Key"
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A handler's answer before it becomes a reply, so that it can be stored and replayed."""
-
-    body: Any
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def reply(self) -> Reply:
-        return reply(self.body, self.status, self.headers)
-
-
-def request_key(required: bool) -> str | None:
-    """The request's idempotency key, bare or as the draft's sf-string (`"…"`, whose quotes are
+def request_key(ctx: Context) -> str | None:
+    """The call's idempotency key, bare or as the draft's sf-string (`"…"`, whose quotes are
     not part of the key). Its length and characters were checked against the contract's
-    IdempotencyKey parameter before the handler ran."""
-    value = request_header(HEADER)
+    IdempotencyKey parameter before the operation ran."""
+    value = ctx.idempotency_key
     if value is None:
-        if required:
+        if ctx.services.require_idempotency_key:
             raise BadRequest(
                 f"This server requires an {HEADER} on this request.",
                 [{"location": "header", "name": HEADER, "detail": "is required on this server"}],
@@ -58,21 +45,22 @@ def request_key(required: bool) -> str | None:
     return value
 
 
-def _fingerprint(body: Any) -> bytes:
-    """What makes two requests the same: method, path and the validated body."""
-    request = (request_scope["method"], request_scope["path"], body)
+def _fingerprint(ctx: Context, body: Any) -> bytes:
+    """What makes two requests the same: method, target and the validated body."""
+    request = (ctx.method, ctx.target, body)
     return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).digest()
 
 
-async def run(user_id: str, body: Any, write: Callable[[Connection], Awaitable[Answer]]) -> Reply:
+async def run(
+    ctx: Context, user_id: str, body: Any, write: Callable[[Connection], Awaitable[Answer]]
+) -> Answer:
     """write's answer, done at most once per idempotency key."""
-    app = state()
-    key = request_key(app.require_idempotency_key)
+    key = request_key(ctx)
     if key is None:
-        async with connection() as db:
-            return (await write(db)).reply()
-    fingerprint = _fingerprint(body)
-    async with transaction() as db:
+        async with ctx.connection() as db:
+            return await write(db)
+    fingerprint = _fingerprint(ctx, body)
+    async with ctx.transaction() as db:
         if not await idempotency.lock(db, user_id, key):
             raise Conflict(
                 f"A request with this {HEADER} is still in progress; retry it shortly.",
@@ -85,12 +73,12 @@ async def run(user_id: str, body: Any, write: Callable[[Connection], Awaitable[A
                     f"This {HEADER} was already used for a different request; use a new key."
                 )
             headers = {**stored.headers, "Idempotent-Replayed": "true"}
-            return Answer(orjson.loads(stored.body), stored.status, headers).reply()
+            return Answer(orjson.loads(stored.body), stored.status, headers)
         answer = await write(db)
         # Stored as the client got it: the same encoder as every response.
-        body = JSONIFIER.dumps(answer.body)
+        body = jsonifier.dumps(answer.body)
         stored = idempotency.Stored(fingerprint, answer.status, body, answer.headers)
         await idempotency.remember(
-            db, user_id, key, stored, ttl_seconds=app.idempotency_key_ttl_seconds
+            db, user_id, key, stored, ttl_seconds=ctx.services.idempotency_key_ttl_seconds
         )
-    return answer.reply()
+    return answer

@@ -1,0 +1,54 @@
+"""What an operation is given besides its validated arguments: who asks, the request's
+conditions (If-Match, If-None-Match), its idempotency key and preferences, where the resource it
+acts on lives, and the services it uses. Each door fills one in from its own request."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from persistence.cursors import Cursors
+from persistence.database import Connection, Database
+
+
+@dataclass(frozen=True)
+class Services:
+    """Per-process resources and policies, made once at start and shared by every call."""
+
+    database: Database
+    cursors: Cursors
+    require_if_match: bool = False
+    require_idempotency_key: bool = False
+    idempotency_key_ttl_seconds: int = 86400
+
+
+@dataclass(frozen=True)
+class Context:
+    """One call of an operation.
+
+    `method` and `target` name what it acts on as the contract does (`POST`,
+    `/api/alice/tasks`, with any prefix the API is served under): an idempotency key is bound
+    to them, and a created resource's Location is made from the target."""
+
+    services: Services
+    user_id: str | None
+    method: str
+    target: str
+    if_match: str | None = None
+    if_none_match: str | None = None
+    idempotency_key: str | None = None
+    prefer: str | None = None
+
+    def connection(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection for one statement, which is atomic on its own."""
+        return self.services.database.connection()
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection in a transaction, for work of several statements: committed when the
+        block ends, rolled back when it raises."""
+        return self.services.database.transaction()
+
+    def child_location(self, child_id: object) -> str:
+        """The URL path of a resource created under the target."""
+        return quote(f"{self.target.rstrip('/')}/{child_id}", safe="/")
