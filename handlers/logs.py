@@ -22,6 +22,9 @@ SCOPE_KEY = "tasks_api.request_id"
 # Response headers a middleware adds to whatever answer the request gets, errors included
 # (a list of (name, value) bytes pairs under "extensions"); handlers/http/observe.py adds them.
 ANSWER_HEADERS = "tasks_api.answer_headers"
+# A request line's path and user are capped: each can be as long as what a door lets in.
+MAX_LOGGED_PATH = 1024
+MAX_LOGGED_USER = 256
 # The id of the request being served (X-Request-ID), for problem documents and log records.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 

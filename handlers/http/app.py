@@ -179,7 +179,7 @@ def _mount_mcp(
     app.add_middleware(
         mcp_http.McpMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, settings=settings
     )
-    agents = create_server(contract, app, mcp_http.caller)
+    agents = create_server(contract, mcp_http.caller)
     return lambda: mcp_http.serving(agents, settings, verifier, quota.admit)
 
 

@@ -19,7 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import app_path
 from handlers.core.errors import truncate
-from handlers.logs import ANSWER_HEADERS, SCOPE_KEY, request_id, requests_logger
+from handlers.logs import (
+    ANSWER_HEADERS,
+    MAX_LOGGED_PATH,
+    MAX_LOGGED_USER,
+    SCOPE_KEY,
+    request_id,
+    requests_logger,
+)
 from handlers.metrics import Metrics
 from handlers.problems import problem_asgi
 from persistence.database import statement_count
@@ -28,8 +35,6 @@ FIELD = "X-Request-ID"
 HEADER = FIELD.lower().encode()
 logger = logging.getLogger(__name__)
 SANE = re.compile(r"[\x21-\x7e]{1,128}")
-MAX_LOGGED_PATH = 1024
-MAX_LOGGED_USER = 256
 
 
 def incoming_id(scope: Scope) -> str:

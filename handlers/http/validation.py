@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import jsonschema
 import orjson
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
@@ -18,63 +17,15 @@ from connexion.validators import (
     JSONResponseBodyValidator,
     ParameterValidator,
 )
-from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import Receive, Scope
 
 from handlers.core.errors import BadRequest, FieldError, UnsupportedMediaType, truncate
+from handlers.core.validation import FORMAT_CHECKER, unstorable_strings, with_defaults
 from handlers.http.bodies import read_body, replay
-from handlers.schema_errors import MAX_NAME, pointer, schema_errors
-from persistence import timestamps
+from handlers.schema_errors import MAX_NAME, schema_errors
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-# NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-FORMAT_CHECKER = FormatChecker()
-FORMAT_CHECKER.checkers.update(Draft4Validator.FORMAT_CHECKER.checkers)
-
-
-@FORMAT_CHECKER.checks("uuid")
-def is_uuid(value: object) -> bool:
-    """The canonical 8-4-4-4-12 hex form only."""
-    return not isinstance(value, str) or bool(_UUID.match(value))
-
-
-@FORMAT_CHECKER.checks("date-time")
-def is_date_time(value: object) -> bool:
-    """RFC 3339 with an offset, and representable in UTC (so it can be stored)."""
-    if not isinstance(value, str):
-        return True
-    try:
-        timestamps.parse(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _with_defaults(validator_class: Any) -> Any:
-    """A validator that fills in each property's `default` from the contract as it validates.
-
-    Connexion's DefaultsJSONRequestBodyValidator.extend_with_set_default does the same but calls
-    setdefault on whatever it meets, so a body that is a JSON array is a 500 there
-    (tests/api/test_errors.py::test_body_must_be_an_object); this one skips non-objects."""
-    validate_properties = validator_class.VALIDATORS["properties"]
-
-    def properties(
-        validator: Any, props: dict[str, Any], instance: Any, schema: dict[str, Any]
-    ) -> Iterator[ValidationError]:
-        if isinstance(instance, dict):
-            for name, subschema in props.items():
-                if "default" in subschema:
-                    instance.setdefault(name, subschema["default"])
-        yield from validate_properties(validator, props, instance, schema)
-
-    extend: Callable[..., Any] = jsonschema.validators.extend
-    return extend(validator_class, {"properties": properties})
-
-
-_DefaultsValidator = _with_defaults(Draft4RequestValidator)
+_DefaultsValidator = with_defaults(Draft4RequestValidator)
 
 
 class _Validators:
@@ -95,31 +46,6 @@ class _Validators:
 
 _body_validator = _Validators(_DefaultsValidator)
 _parameter_validator = _Validators(Draft4RequestValidator)
-
-
-def unstorable_strings(value: Any, path: tuple[Any, ...] = ()) -> list[FieldError]:
-    """Strings (values or keys) with NUL or unpaired surrogates, wherever they are in value."""
-    found: list[FieldError] = []
-    stack: list[tuple[tuple[Any, ...], Any]] = [(path, value)]
-    while stack:
-        where, item = stack.pop()
-        if isinstance(item, str) and _UNSTORABLE.search(item):
-            found.append(
-                {
-                    "location": "body",
-                    "pointer": pointer(where),
-                    "detail": "must not contain NUL characters or unpaired surrogates",
-                }
-            )
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if _UNSTORABLE.search(key):
-                    stack.append((where, key))
-                else:
-                    stack.append(((*where, truncate(key, MAX_NAME)), child))
-        elif isinstance(item, list):
-            stack.extend(((*where, i), child) for i, child in enumerate(item))
-    return sorted(found, key=lambda e: e["pointer"])
 
 
 def _reject_constant(name: str) -> Any:

@@ -79,10 +79,9 @@ async def caller(ctx: ServerRequestContext[Any, Any]) -> Caller:
     user = scope.get("user")
     if not isinstance(user, AuthenticatedUser):  # the SDK answered 401 before; never reached
         raise PermissionError("no verified token on this request")
-    token = user.access_token
     request_id = scope.get("extensions", {}).get(SCOPE_KEY)
     return Caller(
-        token.token, str(token.subject), scope["state"], scope.get("root_path", ""), request_id,
+        str(user.access_token.subject), scope["state"], scope.get("root_path", ""), request_id,
         counted=True,  # its POST to /mcp was (handlers/mcp/http.py: _Gate)
     )  # fmt: skip
 

@@ -91,28 +91,49 @@ def success(tool: Tool, arguments: Mapping[str, Any], body: Any) -> str:
 
 
 def _argument(error: Mapping[str, Any]) -> str:
+    """The tool argument an error names: a body field's pointer, or a header's name as the
+    argument it is (Idempotency-Key is idempotency_key)."""
     pointer = error.get("pointer")
     if isinstance(pointer, str) and pointer:
         return pointer.removeprefix("/").replace("/", ".")
-    return str(error.get("name") or error.get("location"))
+    name = str(error.get("name") or error.get("location"))
+    return name.lower().replace("-", "_") if error.get("location") == "header" else name
 
 
-def failure(status: int, problem: Any) -> str:
-    """The problem's detail, with each field it names."""
-    if not isinstance(problem, Mapping):
-        return f"The operation failed with HTTP status {status}."
-    detail = str(problem.get("detail") or problem.get("title") or f"HTTP status {status}")
-    # A body field is a top-level argument: "/title" is the argument "title".
+def _errors(problem: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [e for e in problem.get("errors") or [] if isinstance(e, Mapping) and "detail" in e]
+
+
+def failure(tool: Tool, status: int, problem: Mapping[str, Any]) -> str:
+    """The problem's detail, with each argument it names."""
+    detail = str(problem.get("detail") or f"The operation failed with HTTP status {status}")
+    for header, argument in tool.header_arguments:
+        detail = detail.replace(header.replace("_", "-").title(), argument)
     fields = [
         f"{_argument(error)}: {error['detail']}"
-        for error in problem.get("errors") or []
-        if isinstance(error, Mapping) and "detail" in error and error["detail"] not in detail
+        for error in _errors(problem)
+        if error["detail"] not in detail
     ]
     return f"{detail} {'; '.join(fields)}." if fields else detail
 
 
-def suggestion(tool: Tool, status: int, headers: Mapping[str, str]) -> str:
+def suggestion(
+    tool: Tool, status: int, headers: Mapping[str, str], problem: Mapping[str, Any]
+) -> str:
     finds = "task_id" in tool.path_parameters
+    missing = [
+        _argument(e) for e in _errors(problem)
+        if e.get("location") == "header" and "required" in str(e["detail"])
+    ]  # fmt: skip
+    if "idempotency_key" in missing:
+        return (
+            f"Call {tool.name} again with idempotency_key: a new unique text (a UUID) for this "
+            "change, the same one when you retry it."
+        )
+    if status == 428:
+        return (
+            f"Call get_task for the task's etag, then call {tool.name} again with it as if_match."
+        )
     if status == 404 and finds:
         return "Call list_tasks to find the task's id, then try again with it."
     if status in (400, 413, 422, 431):  # 413, 431: an argument far too long
@@ -120,7 +141,10 @@ def suggestion(tool: Tool, status: int, headers: Mapping[str, str]) -> str:
     if status in (401, 403):
         return "The user's sign-in is missing, expired or not valid: ask them to sign in again."
     if status == 412:
-        return "The task changed meanwhile: call get_task to see it now, then decide again."
+        return (
+            "The task changed meanwhile: call get_task to see it now (and its etag), then decide "
+            "again."
+        )
     if status in (409, 429, 503):
         wait = headers.get("retry-after", "a few")
         return f"Wait {wait} seconds, then call {tool.name} again with the same arguments."

@@ -1,60 +1,67 @@
-"""The MCP adapter: tool calls become the contract's operations, answered in the tool envelope.
+"""The MCP adapter: tool calls become calls of the contract's operations, answered in the tool
+envelope.
 
-A call is handed, in process, to the same ASGI pipeline that serves REST (no socket, no second
-network hop): the same token check, ownership, request validation, handler, pool and problem
-mapping, so no rule exists twice. This module only translates: arguments into the operation's
-path, query and body (the user is always the token's subject), and its answer into
+A call is the operation itself, called in process with a Context like any door's: the user is
+the token's subject (verified once, by the door), the arguments are held to the tool's input
+schema (made from the contract's own schemas, with its formats and defaults), the header
+parameters of the operation (If-Match, Idempotency-Key, ...) are arguments too. This module only
+translates: arguments into the operation's call, its Answer or domain error into
 `{success, message, data, suggestion}`.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote
 
 import mcp_types as types
 import orjson
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
-from starlette.types import ASGIApp, Message
 
 from contracts.tools.document import Document
-from handlers.context import COUNTED, STATE_KEY, AppState
+from handlers import jsonifier
+from handlers.context import STATE_KEY, AppState
+from handlers.core.answer import Answer
+from handlers.core.context import Context
+from handlers.core.errors import Problem, truncate
+from handlers.core.validation import unstorable_strings
+from handlers.logs import MAX_LOGGED_USER, request_id, requests_logger
 from handlers.mcp import messages
 from handlers.mcp.tools import SUBJECT, Tool
 from handlers.mcp.tools import tools as tools_of
 from handlers.schema_errors import schema_errors
+from persistence.database import DatabaseUnavailable, InvalidValue, statement_count
 
 NAME = "tasks-api"
-MAX_ANSWER = 4 * 1024 * 1024  # a page of 100 tasks is about 100 KiB
+Operation = Callable[..., Awaitable[Answer]]
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who calls and where: the bearer token, and the ASGI scope fields the app needs (its
-    lifespan `state`, and the `root_path` it is mounted under)."""
+    """Who calls and where: the token's subject, the process's state (its AppState), the path
+    prefix the API is served under, the MCP request's id, and whether the call was already
+    counted against the user's quota (as its POST to /mcp)."""
 
-    token: str
     subject: str
     state: Mapping[str, Any]
     root_path: str = ""
-    request_id: str | None = None  # the MCP request's, so its tool call's log line shares it
-    counted: bool = False  # whether the call's request already counts against the user's quota
+    request_id: str | None = None
+    counted: bool = False
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-class InvalidArguments(Exception):
-    """Arguments that cannot even become a request (the contract judges everything else)."""
+def operation_named(operation_id: str) -> Operation:
+    """The operation an operationId names: `tasks.create_task` is handlers/tasks.py's."""
+    module, function = operation_id.rsplit(".", 1)
+    found: Operation = getattr(importlib.import_module(f"handlers.{module}"), function)
+    return found
 
 
 def invalid_request_id(body: bytes) -> bool:
@@ -74,121 +81,77 @@ def invalid_request_id(body: bytes) -> bool:
     return isinstance(identifier, bool) or not isinstance(identifier, str | int)
 
 
-def _scalar(tool: Tool, name: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # JSON Schema's integer admits 10.0; a query parameter is "10"
-    if isinstance(value, int | float | str):
-        text = str(value)
-        if name in tool.path_parameters and ("/" in text or not text):
-            raise InvalidArguments(
-                f"'{name}' must be a single non-empty path segment, not {text!r}."
-            )
-        return text
-    raise InvalidArguments(f"'{name}' must be a single value, not {type(value).__name__}.")
+def _failure(status: int, detail: str, ext: Mapping[str, Any] | None = None) -> Problem:
+    error = Problem(detail, ext=ext)
+    error.status = status
+    return error
 
 
-def request_for(tool: Tool, arguments: Mapping[str, Any], caller: Caller) -> dict[str, Any]:
-    """The operation's HTTP request (as ASGI scope fields plus a body) for these arguments."""
-    unknown = [
-        name for name in arguments
-        if name not in tool.path_parameters and name not in tool.query_parameters
-        and name not in tool.body_properties
-    ]  # fmt: skip
-    if unknown and tool.body_media_type is None:
-        raise InvalidArguments(f"{tool.name} takes no argument {', '.join(map(repr, unknown))}.")
-    path = tool.operation.path.replace("{" + SUBJECT + "}", quote(caller.subject, safe=""))
+def _as_problem(error: Exception) -> Problem | None:
+    """A domain error, or what the database said in domain terms; None for anything else."""
+    if isinstance(error, Problem):
+        return error
+    if isinstance(error, DatabaseUnavailable):
+        failure = _failure(503, "The database is not answering; retry shortly.")
+        failure.headers = {"Retry-After": "1"}
+        return failure
+    if isinstance(error, InvalidValue):
+        return _failure(400, "The request holds a value that cannot be stored.")
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON Schema integer written as a fraction (5.0) as the integer it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+async def call(
+    tool: Tool, operation: Operation, arguments: Mapping[str, Any], who: Caller
+) -> Answer:
+    """The operation's Answer to these arguments (already held to the input schema, defaults
+    filled in), called for who."""
+    state = who.state[STATE_KEY]
+    path = tool.operation.path.replace("{" + SUBJECT + "}", quote(who.subject, safe=""))
+    kwargs: dict[str, Any] = {SUBJECT: who.subject}
     for name in tool.path_parameters:
-        if name not in arguments:
-            raise InvalidArguments(f"'{name}' is required.")
-        path = path.replace("{" + name + "}", quote(_scalar(tool, name, arguments[name]), safe=""))
-    query = [
-        (name, _scalar(tool, name, arguments[name]))
-        for name in tool.query_parameters
-        if arguments.get(name) is not None
-    ]
-    # Unknown names go into the body, where the contract's validation names them.
-    fields = {
-        k: v for k, v in arguments.items()
-        if k not in tool.path_parameters and k not in tool.query_parameters
-    }  # fmt: skip
-    body = orjson.dumps(fields) if fields or tool.body_required else b""
-    headers = [
-        (b"authorization", b"Bearer " + caller.token.encode("latin-1")),
-        (b"accept", b"application/json"),
-        (b"host", b"mcp.internal"),
-    ]
-    if caller.request_id is not None:
-        headers.append((b"x-request-id", caller.request_id.encode("latin-1")))
-    if body:
-        assert tool.body_media_type is not None  # noqa: S101 - fields imply a body schema
-        headers += [
-            (b"content-type", tool.body_media_type.encode("latin-1")),
-            (b"content-length", str(len(body)).encode("latin-1")),
-        ]
-    raw_path = caller.root_path + path  # ASGI: `path` decoded, `raw_path` as sent
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": tool.method,
-        "scheme": "http",
-        "path": unquote(raw_path),
-        "raw_path": raw_path.encode("latin-1"),
-        "root_path": caller.root_path,
-        "query_string": urlencode(query).encode("latin-1"),
-        "headers": headers,
-        "client": None,
-        "server": None,
-        "state": dict(caller.state),
-        "extensions": {COUNTED: True} if caller.counted else {},
-        "body": body,
-    }
-
-
-async def dispatch(app: ASGIApp, request: dict[str, Any]) -> Answer:
-    """The app's answer to one request, in process."""
-    body = request.pop("body")
-    sent = False
-    status, headers, chunks = 500, {}, []
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Message) -> None:
-        nonlocal status, headers
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                       for k, v in message.get("headers", [])}  # fmt: skip
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(request, receive, send)
-    content = b"".join(chunks)
-    if len(content) > MAX_ANSWER:
-        raise ValueError("answer too large")
-    return Answer(status, headers, orjson.loads(content) if content else None)
+        kwargs[name] = arguments[name]
+        path = path.replace("{" + name + "}", quote(str(arguments[name]), safe=""))
+    for name in tool.query_parameters:
+        if arguments.get(name) is not None:
+            kwargs[name] = _plain(arguments[name])
+    if tool.body_media_type is not None:
+        fields = {k: v for k, v in arguments.items() if k in tool.body_properties}
+        kwargs["body"] = fields if fields or tool.body_required else None
+    conditions = {field: arguments.get(argument) for argument, field in tool.header_arguments}
+    ctx = Context(
+        services=state.services, user_id=who.subject, method=tool.method,
+        target=who.root_path + path, **conditions,
+    )  # fmt: skip
+    return await operation(ctx, **kwargs)
 
 
 def envelope(tool: Tool, arguments: Mapping[str, Any], answer: Answer) -> dict[str, Any]:
-    """The tool's answer: the operation's representation, and words for the agent."""
-    if 200 <= answer.status < 300:
-        return {
-            "success": True,
-            "message": messages.success(tool, arguments, answer.body),
-            "data": answer.body,
-        }
+    """The tool's answer: the operation's representation as REST sends it (with the task's
+    ETag as `etag`, for if_match), and words for the agent."""
+    data = orjson.loads(jsonifier.dumps(answer.body)) if answer.body is not None else None
+    if isinstance(data, dict) and "ETag" in answer.headers:
+        data["etag"] = answer.headers["ETag"]
+    return {
+        "success": True,
+        "message": messages.success(tool, arguments, data),
+        "data": data,
+    }
+
+
+def refusal(tool: Tool, error: Problem) -> dict[str, Any]:
+    """A failed call: the problem's detail and the fields it names, and what to do next."""
+    problem = {"status": error.status, "detail": error.detail, **error.ext}
+    headers = {k.lower(): v for k, v in error.headers.items()}
     return {
         "success": False,
-        "message": messages.failure(answer.status, answer.body),
+        "message": messages.failure(tool, error.status, problem),
         "data": None,
-        "suggestion": messages.suggestion(tool, answer.status, answer.headers),
+        "suggestion": messages.suggestion(tool, error.status, headers, problem),
     }
 
 
@@ -202,12 +165,24 @@ def result(content: dict[str, Any]) -> types.CallToolResult:
 
 
 Resolve = Callable[[ServerRequestContext[Any, Any]], Awaitable[Caller]]
+Admit = Callable[[Caller], Awaitable[None]]
 
 
-def create_server(contract: Document, app: ASGIApp, caller: Resolve) -> Server[Any]:
-    """An MCP server with the contract's tools, named with its version, each call served by
-    app for the caller resolve finds for the request (the HTTP request's token, or stdio's)."""
+def create_server(
+    contract: Document,
+    caller: Resolve,
+    *,
+    operations: Callable[[str], Operation] = operation_named,
+    admit: Admit | None = None,
+    log_calls: bool = False,
+) -> Server[Any]:
+    """An MCP server with the contract's tools, named with its version. Each call is the
+    operation that `operations` finds for its operationId, called for the caller resolve finds
+    (the HTTP request's token, or stdio's); one not yet counted against the user's quota is
+    admitted first. With log_calls (stdio, where no HTTP request line is written), each call
+    gets a line of its own, with a request id."""
     tools = tools_of(contract)
+    called = {name: operations(tool.operation.spec["operationId"]) for name, tool in tools.items()}
     listed = types.ListToolsResult(
         tools=[
             types.Tool(
@@ -238,24 +213,46 @@ def create_server(contract: Document, app: ASGIApp, caller: Resolve) -> Server[A
         tool = tools.get(params.name)
         if tool is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name!r}")
-        arguments = params.arguments or {}
+        arguments = dict(params.arguments or {})  # the validator fills in defaults
         who = await caller(ctx)
-        invalid = schema_errors(tool.validator, arguments, "body")
+        if not log_calls:
+            return await answer(tool, arguments, who)
+        started, rid = time.perf_counter(), uuid.uuid4().hex
+        id_token, count_token = request_id.set(rid), statement_count.set([0])
         try:
-            if invalid:  # as the published input schema says, before anything is sent
+            answered = await answer(tool, arguments, who)
+        finally:
+            counted = statement_count.get()
+            request_id.reset(id_token)
+            statement_count.reset(count_token)
+        requests_logger().info(
+            "tool call",
+            request_id=rid,
+            tool=tool.name,
+            operation=tool.operation.spec["operationId"],
+            user=truncate(who.subject, MAX_LOGGED_USER),
+            success=not answered.is_error,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            statements=counted[0] if counted else 0,
+        )
+        return answered
+
+    async def answer(tool: Tool, arguments: dict[str, Any], who: Caller) -> types.CallToolResult:
+        try:
+            if admit is not None and not who.counted:
+                await admit(who)
+            invalid = unstorable_strings(arguments) or schema_errors(
+                tool.validator, arguments, "body"
+            )
+            if invalid:  # as the published input schema says, before anything is run
                 count = f"{len(invalid)} error{'s' if len(invalid) != 1 else ''}"
-                problem = {"detail": f"The arguments are invalid ({count}).", "errors": invalid}
-                raise InvalidArguments(messages.failure(400, problem))
-            request = request_for(tool, arguments, who)
-        except InvalidArguments as error:
-            content = {
-                "success": False,
-                "message": str(error),
-                "data": None,
-                "suggestion": messages.suggestion(tool, 400, {}),
-            }
-        else:
-            content = envelope(tool, arguments, await dispatch(app, request))
+                raise _failure(400, f"The arguments are invalid ({count}).", {"errors": invalid})
+            content = envelope(tool, arguments, await call(tool, called[tool.name], arguments, who))
+        except Exception as error:
+            problem = _as_problem(error)
+            if problem is None:
+                raise
+            content = refusal(tool, problem)
         state = who.state.get(STATE_KEY)
         metrics = state.metrics if isinstance(state, AppState) else None
         if metrics is not None:

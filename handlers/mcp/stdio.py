@@ -58,6 +58,7 @@ async def serve(settings: Settings, token: str | None) -> None:
     """Serve the tools over stdin/stdout until the host closes stdin; calls still running then
     are finished and answered (within GRACEFUL_TIMEOUT_SECONDS) before the process exits."""
     from handlers.http.app import create_app
+    from handlers.http.limits import UserQuota
 
     if not token:
         raise SettingsError(f"set {TOKEN_VARIABLE} to the bearer token of the user to act for")
@@ -74,10 +75,15 @@ async def serve(settings: Settings, token: str | None) -> None:
     app = create_app(settings)
     caller_state: dict[str, Any] = {}
 
-    async def resolve(_ctx: Any) -> Caller:
-        return Caller(token, claims["sub"], caller_state)
+    quota = UserQuota(settings.rate_limit_per_minute)
 
-    server = create_server(load(), app, resolve)
+    async def resolve(_ctx: Any) -> Caller:
+        return Caller(claims["sub"], caller_state)
+
+    async def admit(who: Caller) -> None:
+        await quota.admit({"state": who.state}, who.subject)
+
+    server = create_server(load(), resolve, admit=admit, log_calls=settings.access_log)
     lines = _CheckedLines(anyio.wrap_file(TextIOWrapper(sys.stdin.buffer, encoding="utf-8",
                                                         errors="replace")))  # fmt: skip
     # stdout is the protocol's: while serving, anything else written there goes to stderr.

@@ -10,14 +10,18 @@ JSON Schema 2020-12 that MCP speaks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from contracts.tools.document import Document, Operation, operations, resolve
+from handlers.core.context import Context
+from handlers.core.validation import FORMAT_CHECKER, with_defaults
 
 EXTENSION = "x-mcp-tool"
+CONTEXT_FIELDS = {f.name for f in fields(Context)}
+_Validator = with_defaults(Draft202012Validator)
 SUBJECT = "user_id"  # the path parameter that is always the token's subject
 _DROPPED = {"nullable", "example", "discriminator", "xml", "externalDocs"}
 _SUBSCHEMAS = {"items", "not", "additionalProperties", "allOf", "anyOf", "oneOf"}
@@ -71,8 +75,10 @@ class Tool:
     body_properties: tuple[str, ...]
     body_media_type: str | None
     body_required: bool
-    # Checks a call's arguments against input_schema, as published (formats are the contract's
-    # request validation's to judge, on the operation's request).
+    # (argument, Context field) for the operation's header parameters: `if_match` is If-Match.
+    header_arguments: tuple[tuple[str, str], ...] = ()
+    # Checks a call's arguments against input_schema, as published, formats included, and fills
+    # in the contract's defaults, as the HTTP door's request validation does.
     validator: Any = field(compare=False, repr=False, default=None)
 
     @property
@@ -90,11 +96,19 @@ def _success(document: Document, operation: Operation) -> dict[str, Any]:
     status = min((s for s in map(str, responses) if s.startswith("2")), default=None)
     if status is None:
         raise ValueError(f"{operation.label} has no success response for its tool")
-    content = resolve(document, responses[status]).get("content") or {}
+    response = resolve(document, responses[status])
+    content = response.get("content") or {}
     if not content:
         return {"type": "null"}
-    media = next(iter(content.values()))
-    return {"anyOf": [json_schema(document, media["schema"]), {"type": "null"}]}
+    schema = json_schema(document, next(iter(content.values()))["schema"])
+    if "ETag" in response.get("headers", {}) and schema.get("type") == "object":
+        etag = {"type": "string", "description": "The task's ETag: send it as if_match."}
+        schema = {
+            **schema,
+            "properties": {**schema.get("properties", {}), "etag": etag},
+            "required": [*schema.get("required", []), "etag"],
+        }
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def envelope_schema(data: dict[str, Any]) -> dict[str, Any]:
@@ -118,11 +132,18 @@ def _tool(document: Document, operation: Operation, declared: dict[str, Any]) ->
     properties: dict[str, Any] = {}
     required: list[str] = []
     located: dict[str, list[str]] = {"path": [], "query": []}
+    headers: list[tuple[str, str]] = []
     for parameter in operation.parameters:
         where, name = parameter.get("in"), parameter["name"]
-        if where not in located or (where == "path" and name == SUBJECT):
-            continue  # headers and cookies are HTTP's; the subject is the token's
-        located[where].append(name)
+        if where == "header":  # If-Match is the argument if_match, and so on
+            name = name.lower().replace("-", "_")
+            if name not in CONTEXT_FIELDS:
+                continue
+            headers.append((name, name))
+        elif where not in located or (where == "path" and name == SUBJECT):
+            continue  # cookies are HTTP's; the subject is the token's
+        else:
+            located[where].append(name)
         schema = json_schema(document, parameter.get("schema", {}))
         if "description" in parameter:
             schema = {**schema, "description": parameter["description"].strip()}
@@ -161,7 +182,8 @@ def _tool(document: Document, operation: Operation, declared: dict[str, Any]) ->
         body_properties=body_names,
         body_media_type=media_type,
         body_required=body_required,
-        validator=Draft202012Validator(input_schema),
+        header_arguments=tuple(headers),
+        validator=_Validator(input_schema, format_checker=FORMAT_CHECKER),
     )
 
 

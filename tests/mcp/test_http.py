@@ -76,15 +76,20 @@ def test_every_tool_answers_what_rest_answers(live: str, alice: str, mode: str) 
             results[name] = result.structured_content
             return result.structured_content["data"]
 
+        async def by_rest(task_id: str) -> Any:
+            """The task as REST answers it, and its ETag, which a tool's task carries."""
+            answer = await api.get(f"/tasks/{task_id}")
+            return {**answer.json(), "etag": answer.headers["ETag"]}
+
         task = await run("add_task", title="Buy milk", priority="high",
                          due_date="2026-12-01T00:00:00Z")  # fmt: skip
-        results["after_add"] = (await api.get(f"/tasks/{task['id']}")).json()
+        results["after_add"] = await by_rest(task["id"])
         await run("get_task", task_id=task["id"])
-        results["after_get"] = (await api.get(f"/tasks/{task['id']}")).json()
+        results["after_get"] = await by_rest(task["id"])
         await run("update_task", task_id=task["id"], description="2 litres", due_date=None)
-        results["after_update"] = (await api.get(f"/tasks/{task['id']}")).json()
+        results["after_update"] = await by_rest(task["id"])
         await run("complete_task", task_id=task["id"])
-        results["after_complete"] = (await api.get(f"/tasks/{task['id']}")).json()
+        results["after_complete"] = await by_rest(task["id"])
         await run("list_tasks", limit=5)
         results["listed_by_rest"] = (await api.get("/tasks", params={"limit": 5})).json()
         await run("delete_task", task_id=task["id"])
@@ -124,7 +129,8 @@ def test_tools_and_rest_see_the_same_tasks(live: str, alice: str, api: httpx.Cli
     assert {t["title"] for t in page["data"]["items"]} == {"from REST", "from a tool"}
     assert api.get(f"/tasks/{made['data']['id']}").json()["title"] == "from a tool"
     _, got = call(live, token_for(alice), "get_task", {"task_id": by_rest["id"]})
-    assert got["data"] == api.get(f"/tasks/{by_rest['id']}").json()
+    read = api.get(f"/tasks/{by_rest['id']}")
+    assert got["data"] == {**read.json(), "etag": read.headers["ETag"]}
 
 
 @pytest.mark.parametrize(
@@ -137,7 +143,8 @@ def test_identity_provider_subjects_act_as_themselves(live: str, subject: str) -
     assert made["data"]["user_id"] == subject
     with httpx.Client(base_url=live, headers=bearer(subject)) as http:
         path = f"/api/{quote(subject, safe='')}/tasks/{made['data']['id']}"
-        assert http.get(path).json() == made["data"]
+        read = http.get(path)
+        assert {**read.json(), "etag": read.headers["ETag"]} == made["data"]
 
 
 def test_the_list_pages_with_a_cursor(live: str, alice: str) -> None:
@@ -191,10 +198,7 @@ def test_no_user_can_reach_another_users_tasks(live: str, alice: str, bob: str) 
     assert mine["data"]["title"] == "alice's secret"
 
 
-BODY = "The request body is invalid (1 error). "
-PARAMETERS = "The request parameters are invalid (1 error). "
-# Refused before any request is made, by the published input schema (formats are the contract's
-# request validation's to judge).
+# Refused before the operation runs, by the published input schema, formats included.
 ARGUMENTS = "The arguments are invalid (1 error). "
 
 
@@ -206,13 +210,12 @@ ARGUMENTS = "The arguments are invalid (1 error). "
         ("add_task", {"title": "x", "colour": "red"},
          ARGUMENTS + "colour: is not a field of this schema."),
         ("add_task", {"title": "x", "due_date": "next week"},
-         BODY + "due_date: must be a valid date-time (RFC 3339, with a time zone offset)."),
+         ARGUMENTS + "due_date: must be a valid date-time (RFC 3339, with a time zone offset)."),
         ("get_task", {"task_id": "not-a-uuid"},
-         PARAMETERS + "task_id: must be a valid uuid."),
+         ARGUMENTS + "task_id: must be a valid uuid."),
         ("get_task", {}, ARGUMENTS + "task_id: is required."),
         ("get_task", {"task_id": ["a", "b"]}, ARGUMENTS + "task_id: must be of type string."),
-        ("get_task", {"task_id": "a/b"},
-         "'task_id' must be a single non-empty path segment, not 'a/b'."),
+        ("get_task", {"task_id": "a/b"}, ARGUMENTS + "task_id: must be a valid uuid."),
         ("list_tasks", {"limit": "many"}, ARGUMENTS + "limit: must be of type integer."),
         ("list_tasks", {"limit": 1000}, ARGUMENTS + "limit: must be less than or equal to 100."),
         ("list_tasks", {"cursor": "forged.cursor"},
@@ -327,8 +330,7 @@ def test_tool_calls_are_counted_per_tool_and_outcome(live: str, alice: str) -> N
     assert grew(calls, tool="list_tasks", outcome="success") == 1
     assert grew(calls, tool="get_task", outcome="error") == 2  # one 404, one refused argument
     assert grew(calls, tool="get_task", outcome="success") == 0
-    # each call that became a request is counted under its operation too
+    # each call is one request, its POST to /mcp: no second request counted under its operation
     requests = "tasks_api_requests_total"
-    assert grew(requests, operation="tasks.create_task", status_class="2xx") == 1
-    assert grew(requests, operation="tasks.get_task", status_class="4xx") == 1
+    assert grew(requests, operation="tasks.create_task", status_class="2xx") == 0
     assert grew(requests, operation="mcp", status_class="2xx") >= 4

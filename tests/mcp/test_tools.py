@@ -1,17 +1,20 @@
 """Tools come from the contract alone: a new operation with `x-mcp-tool` is a new tool, its
-schemas are the contract's own, and a call becomes that operation's request."""
+schemas are the contract's own, and a call becomes a call of that operation."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+from types import SimpleNamespace
 from typing import Any
 
-import orjson
 from mcp import Client
-from starlette.types import Message, Receive, Scope, Send
 
 from contracts.tools.document import Document, load
+from handlers.context import STATE_KEY
+from handlers.core.answer import Answer
+from handlers.core.context import Context
+from handlers.core.errors import ServiceUnavailable
 from handlers.mcp.http import metadata
 from handlers.mcp.server import Caller, create_server
 from handlers.mcp.tools import json_schema, tools
@@ -61,6 +64,12 @@ def test_a_new_operation_with_the_extension_is_a_new_tool() -> None:
     assert tool.description == "Write a note. Any note."
     assert (tool.method, tool.path_parameters, tool.query_parameters) == ("PUT", ("note_id",),
                                                                          ("draft",))  # fmt: skip
+    # The operation's header parameters are arguments, named as Python would: If-Match is
+    # if_match, with the contract's own schema and description.
+    assert tool.header_arguments == (("if_match", "if_match"),)
+    if_match = tool.input_schema["properties"]["if_match"]
+    assert if_match["type"] == "string"
+    assert "If-Match" not in tool.input_schema["properties"]
     assert tool.input_schema == {
         "type": "object",
         "additionalProperties": False,
@@ -68,6 +77,7 @@ def test_a_new_operation_with_the_extension_is_a_new_tool() -> None:
         "properties": {
             "note_id": {"type": "string"},
             "draft": {"type": "boolean", "default": False},
+            "if_match": if_match,
             "text": {"type": "string"},
             "pinned": {"type": ["boolean", "null"]},
         },
@@ -77,28 +87,30 @@ def test_a_new_operation_with_the_extension_is_a_new_tool() -> None:
     assert set(tools(load())) < set(tools(with_throwaway_operation()))
 
 
-class RecordingApp:
-    """An ASGI app that records the request a tool call became, and answers as told."""
+class RecordingOperation:
+    """An operation that records the Context and arguments a tool call became, and answers as
+    told (an Answer, or a domain error to raise)."""
 
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        self.status, self.body, self.headers = status, body, headers or {}
-        self.requests: list[tuple[Scope, bytes]] = []
+    def __init__(self, outcome: Answer | Exception) -> None:
+        self.outcome = outcome
+        self.calls: list[tuple[Context, dict[str, Any]]] = []
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message: Message = await receive()
-        self.requests.append((scope, message["body"]))
-        headers = [(k.encode(), v.encode()) for k, v in self.headers.items()]
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": orjson.dumps(self.body)})
+    async def __call__(self, ctx: Context, **arguments: Any) -> Answer:
+        self.calls.append((ctx, arguments))
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
 
 
-def call_through(app: RecordingApp, arguments: dict[str, Any]) -> Any:
-    caller = Caller("the-token", "ann", {"answer": 42}, root_path="/v1", request_id="rid-7")
+def call_through(operation: RecordingOperation, arguments: dict[str, Any]) -> Any:
+    services = object()
+    state = {STATE_KEY: SimpleNamespace(services=services, metrics=None)}
+    caller = Caller("ann", state, root_path="/v1", request_id="rid-7")
 
     async def resolve(_ctx: Any) -> Caller:
         return caller
 
-    server = create_server(with_throwaway_operation(), app, resolve)
+    server = create_server(with_throwaway_operation(), resolve, operations=lambda _: operation)
 
     async def run() -> Any:
         async with Client(server) as client:
@@ -110,10 +122,12 @@ def call_through(app: RecordingApp, arguments: dict[str, Any]) -> Any:
     return asyncio.run(run())
 
 
-def test_a_call_becomes_the_operations_request_for_the_tokens_user() -> None:
-    app = RecordingApp(200, {"text": "hi", "pinned": None})
+def test_a_call_becomes_the_operation_called_for_the_tokens_user() -> None:
+    operation = RecordingOperation(Answer({"text": "hi", "pinned": None}, 200))
 
-    is_error, answer = call_through(app, {"note_id": "n 1", "draft": True, "text": "hi"})
+    is_error, answer = call_through(
+        operation, {"note_id": "n 1", "draft": True, "text": "hi", "if_match": '"3"'}
+    )
 
     assert (is_error, answer) == (
         False,
@@ -123,24 +137,17 @@ def test_a_call_becomes_the_operations_request_for_the_tokens_user() -> None:
             "data": {"text": "hi", "pinned": None},
         },
     )
-    ((scope, body),) = app.requests
-    assert (scope["method"], scope["path"], scope["raw_path"], scope["query_string"]) == (
-        "PUT", "/v1/api/ann/notes/n 1", b"/v1/api/ann/notes/n%201", b"draft=true",
-    )  # fmt: skip
-    headers = dict(scope["headers"])
-    assert headers[b"authorization"] == b"Bearer the-token"
-    assert headers[b"x-request-id"] == b"rid-7"  # the MCP request's id, on its tool call's line
-    assert headers[b"content-type"] == b"application/json"
-    assert (scope["state"], scope["root_path"]) == ({"answer": 42}, "/v1")
-    assert orjson.loads(body) == {"text": "hi"}
+    ((ctx, called),) = operation.calls
+    assert called == {"user_id": "ann", "note_id": "n 1", "draft": True, "body": {"text": "hi"}}
+    assert (ctx.user_id, ctx.method, ctx.target) == ("ann", "PUT", "/v1/api/ann/notes/n%201")
+    assert (ctx.if_match, ctx.idempotency_key) == ('"3"', None)
 
 
 def test_a_failure_says_what_to_do_next() -> None:
-    problem = {"type": "about:blank", "title": "Service Unavailable", "status": 503,
-               "detail": "The database is not answering."}  # fmt: skip
-    app = RecordingApp(503, problem, {"Retry-After": "2"})
+    unavailable = ServiceUnavailable("The database is not answering.", headers={"Retry-After": "2"})
+    operation = RecordingOperation(unavailable)
 
-    is_error, answer = call_through(app, {"note_id": "n1", "text": "hi"})
+    is_error, answer = call_through(operation, {"note_id": "n1", "text": "hi"})
 
     assert is_error is True
     assert answer == {

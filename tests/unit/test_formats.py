@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from handlers.http.validation import is_date_time, is_uuid, unstorable_strings
+from handlers.core.validation import is_date_time, is_uuid, unstorable_strings
 from persistence import timestamps
 
 
