@@ -129,10 +129,17 @@ def test_a_retried_toggle_does_not_toggle_back(
 def test_a_failed_write_is_not_remembered(
     client: TestClient, tasks_url: str, auth: dict[str, str]
 ) -> None:
-    missing = f"{tasks_url}/1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed/complete"
-    problem(client.patch(missing, headers=keyed(auth, "k")), 404)
-    created = client.post(tasks_url, json={"title": "x"}, headers=keyed(auth, "k2"))
-    assert created.status_code == 201
+    created = client.post(tasks_url, json={"title": "x"}, headers=auth)
+    complete = f"{tasks_url}/{created.json()['id']}/complete"
+    # The same request with the same key, first refused (a stale If-Match: 412), then sent
+    # with the task's current ETag: had the failure been kept, the retry would replay it.
+    stale = {**keyed(auth, "k"), "If-Match": '"999"'}
+    problem(client.patch(complete, json={"completed": True}, headers=stale), 412)
+    fresh = {**keyed(auth, "k"), "If-Match": created.headers["ETag"]}
+    retried = client.patch(complete, json={"completed": True}, headers=fresh)
+    assert retried.status_code == 200
+    assert retried.json()["completed"] is True
+    assert "Idempotent-Replayed" not in retried.headers
 
 
 @pytest.mark.parametrize(
