@@ -18,7 +18,7 @@ from starlette.routing import compile_path
 from contracts.tools.document import METHODS
 from handlers import jsonifier
 from handlers.context import app_path
-from handlers.core.errors import Problem, truncate
+from handlers.core.errors import Problem, problem_type, truncate
 from handlers.logs import request_id
 from persistence.database import DatabaseUnavailable, InvalidValue
 
@@ -41,7 +41,7 @@ def problem_body(
     """The RFC 9457 document for status, with the current request's id."""
     known = status in HTTPStatus._value2member_map_
     body: dict[str, Any] = {
-        "type": "about:blank",
+        "type": problem_type(status),
         "title": HTTPStatus(status).phrase if known else "Error",
         "status": status,
         "detail": truncate(detail or (HTTPStatus(status).description if known else "Error")),

@@ -8,10 +8,28 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from contracts.tools.document import load
+
 MAX_DETAIL = 300
 MAX_ERRORS = 50
+TYPE_PREFIX = "/problems/"
 
 FieldError = dict[str, str]
+# The problem types the contract declares (its Problem schema's x-problem-types), by status.
+_TYPES: dict[int, str] = {
+    int(declared["status"]): TYPE_PREFIX + name
+    for name, declared in load()["components"]["schemas"]["Problem"]["x-problem-types"].items()
+}
+
+
+def problem_type(status: int) -> str:
+    """The contract's problem type URI for status; about:blank for a status it has none for."""
+    return _TYPES.get(status, "about:blank")
+
+
+def type_name(type_uri: str) -> str:
+    """`/problems/not-found` -> `not-found`."""
+    return type_uri.removeprefix(TYPE_PREFIX)
 
 
 def truncate(text: str, limit: int = MAX_DETAIL) -> str:

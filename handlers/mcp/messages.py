@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from handlers.core.errors import type_name
 from handlers.mcp.tools import Tool
 
 Task = Mapping[str, Any]
@@ -120,7 +121,8 @@ def failure(tool: Tool, status: int, problem: Mapping[str, Any]) -> str:
 def suggestion(
     tool: Tool, status: int, headers: Mapping[str, str], problem: Mapping[str, Any]
 ) -> str:
-    finds = "task_id" in tool.path_parameters
+    """What to do next, by the problem's type (the contract's), not its status alone."""
+    kind = type_name(str(problem.get("type", "")))
     missing = [
         _argument(e) for e in _errors(problem)
         if e.get("location") == "header" and "required" in str(e["detail"])
@@ -130,22 +132,24 @@ def suggestion(
             f"Call {tool.name} again with idempotency_key: a new unique text (a UUID) for this "
             "change, the same one when you retry it."
         )
-    if status == 428:
+    if kind == "precondition-required":
         return (
             f"Call get_task for the task's etag, then call {tool.name} again with it as if_match."
         )
-    if status == 404 and finds:
+    if kind == "not-found" and "task_id" in tool.path_parameters:
         return "Call list_tasks to find the task's id, then try again with it."
-    if status in (400, 413, 422, 431):  # 413, 431: an argument far too long
+    if kind == "idempotency-key-reused":
+        return f"Call {tool.name} again with a new idempotency_key: this one was used for another."
+    if kind in ("invalid-request", "content-too-large", "request-header-fields-too-large"):
         return "Fix the arguments the message names (see the tool's input schema) and call again."
-    if status in (401, 403):
+    if kind in ("unauthorized", "forbidden"):
         return "The user's sign-in is missing, expired or not valid: ask them to sign in again."
-    if status == 412:
+    if kind == "precondition-failed":
         return (
             "The task changed meanwhile: call get_task to see it now (and its etag), then decide "
             "again."
         )
-    if status in (409, 429, 503):
+    if kind in ("request-in-progress", "too-many-requests", "service-unavailable"):
         wait = headers.get("retry-after", "a few")
         return f"Wait {wait} seconds, then call {tool.name} again with the same arguments."
     return "Something went wrong on the server; try again later, or tell the user."

@@ -31,7 +31,7 @@ from handlers import jsonifier
 from handlers.context import STATE_KEY, AppState
 from handlers.core.answer import Answer
 from handlers.core.context import Context
-from handlers.core.errors import Problem, truncate
+from handlers.core.errors import Problem, problem_type, truncate
 from handlers.core.validation import unstorable_strings
 from handlers.logs import MAX_LOGGED_USER, request_id, requests_logger
 from handlers.mcp import messages
@@ -145,7 +145,10 @@ def envelope(tool: Tool, arguments: Mapping[str, Any], answer: Answer) -> dict[s
 
 def refusal(tool: Tool, error: Problem) -> dict[str, Any]:
     """A failed call: the problem's detail and the fields it names, and what to do next."""
-    problem = {"status": error.status, "detail": error.detail, **error.ext}
+    problem = {
+        "type": problem_type(error.status), "status": error.status, "detail": error.detail,
+        **error.ext,
+    }  # fmt: skip
     headers = {k.lower(): v for k, v in error.headers.items()}
     return {
         "success": False,

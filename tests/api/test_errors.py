@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from contracts.tools.document import load
 from handlers.http.bodies import MAX_BODY_BYTES
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
@@ -274,3 +275,21 @@ def test_unknown_path_and_method_are_problems(client: TestClient, auth: dict[str
     answer = client.post("/healthz")
     problem(answer, 405)
     assert "GET" in answer.headers["allow"]
+
+
+def test_every_problem_names_the_contracts_type_for_its_status(
+    client: TestClient, tasks_url: str, auth: dict[str, str]
+) -> None:
+    declared = load()["components"]["schemas"]["Problem"]["x-problem-types"]
+    by_status = {spec["status"]: f"/problems/{name}" for name, spec in declared.items()}
+    assert len(by_status) == len(declared)  # one type per status: a client may branch on either
+    missing = f"{tasks_url}/00000000-0000-4000-8000-000000000000"
+    answers = [
+        client.get(tasks_url),  # 401
+        client.get(missing, headers=auth),  # 404
+        client.post(tasks_url, json={"title": ""}, headers=auth),  # 400
+        client.get(tasks_url, headers={**auth, "Accept": "text/html"}),  # 406
+        client.get(tasks_url, headers={**auth, "If-Match": '"1"'}),  # 412
+    ]
+    seen = {a.status_code: a.json()["type"] for a in answers}
+    assert seen == {status: by_status[status] for status in (401, 404, 400, 406, 412)}
