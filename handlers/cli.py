@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from dotenv import load_dotenv
 
 from handlers.settings import (
     DEV_KEY_FILE,
-    METRICS_DIR_VARIABLE,
     Settings,
     SettingsError,
     home_for,
@@ -34,110 +28,9 @@ ENV_FILE = ".env"
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     if args.migrate:
         settings = dataclasses.replace(settings, migrate_on_start=True)
-    workers = args.workers or settings.workers
-    settings = _prepare_database(settings)
-    with ExitStack() as stack:
-        if workers > 1:  # before anything imports prometheus-client, here or in a worker
-            _share_metrics(stack)
-        if settings.server == "granian":
-            _serve_granian(settings, workers, stack)
-        else:
-            _serve_uvicorn(settings, workers, stack)
+    from handlers import root
 
-
-def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
-    import uvicorn
-
-    from handlers.http.app import create_app
-    from handlers.http.server import bounded_protocol
-
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "log_config": None,  # tasks-api's own (handlers/logs.py), set up by main()
-        "access_log": False,  # one line per request comes from the app, with more in it
-        "server_header": False,
-        # The app reads X-Forwarded-For itself, and only from FORWARDED_ALLOW_IPS (uvicorn's
-        # own would trust loopback peers by default, and not exist under Granian).
-        "proxy_headers": False,
-        "timeout_graceful_shutdown": settings.graceful_timeout_seconds,
-    }
-    if workers == 1:
-        app = create_app(settings, tune_gc=True)
-        http = bounded_protocol(settings.header_timeout_seconds)
-        uvicorn.run(app, http=http, **common)
-        return
-    from handlers.http.shutdown import Supervisor
-
-    _prepare_workers(settings, stack)
-    # Each worker process builds the app from the environment (handlers/http/app.py).
-    config = uvicorn.Config(
-        "handlers.http.app:worker_app", factory=True, workers=workers,
-        http="handlers.http.server:EnvironmentBoundedProtocol", **common,
-    )  # fmt: skip
-    sock = config.bind_socket()
-    # Listening before the workers start: a connection made while one starts or restarts
-    # waits in the backlog for a worker, rather than being refused.
-    sock.listen(config.backlog)
-    with contextlib.suppress(KeyboardInterrupt):
-        Supervisor(config, sockets=[sock]).run()
-
-
-def _serve_granian(settings: Settings, workers: int, stack: ExitStack) -> None:
-    """SERVER=granian: Granian's Rust HTTP server runs the same app (the lifespan included) in
-    `workers` processes it starts, restarts when one dies, and stops gracefully on SIGTERM."""
-    try:
-        from granian.constants import HTTPModes, Interfaces, Loops
-        from granian.http import HTTP1Settings
-        from granian.log import LogLevels
-        from granian.server import Server as Granian
-    except ImportError as error:
-        raise SettingsError(
-            "SERVER=granian needs Granian: install tasks-api[granian]"
-            " (`uv sync` installs it in development)"
-        ) from error
-    from handlers.http.edge import MAX_HEAD_BYTES
-
-    _prepare_workers(settings, stack)
-    # Granian's own records go through the root logger, rendered like every other.
-    routed = {"handlers": [], "propagate": True}
-    server = Granian(
-        "handlers.http.app:worker_app",
-        factory=True,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,  # with the lifespan
-        workers=workers,
-        loop=Loops.uvloop,
-        http=HTTPModes.http1,
-        http1_settings=HTTP1Settings(
-            header_read_timeout=int(settings.header_timeout_seconds * 1000),
-            max_buffer_size=MAX_HEAD_BYTES,
-        ),
-        log_level=LogLevels(settings.log_level),
-        log_dictconfig={"loggers": {"_granian": dict(routed), "granian.access": dict(routed)}},
-        log_access=False,  # one line per request comes from the app
-        respawn_failed_workers=True,
-        workers_kill_timeout=settings.graceful_timeout_seconds,
-    )
-    server.serve()
-
-
-def _share_metrics(stack: ExitStack) -> None:
-    """Worker processes keep their metrics in files under PROMETHEUS_MULTIPROC_DIR, which the
-    one answering GET /metrics adds up: the operator's directory (emptied of an earlier run's
-    files), else a private one made here and removed at exit."""
-    directory = os.environ.get(METRICS_DIR_VARIABLE)
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-    else:
-        directory = tempfile.mkdtemp(prefix="tasks-api-metrics-")
-        stack.callback(shutil.rmtree, directory, ignore_errors=True)
-        os.environ[METRICS_DIR_VARIABLE] = directory
-    from handlers.metrics import clear
-
-    clear(directory)
+    root.serve(_prepare_database(settings), args.workers or settings.workers)
 
 
 def _prepare_database(settings: Settings) -> Settings:
@@ -170,27 +63,6 @@ async def _upgrade(settings: Settings, revision: str | None) -> str | None:
         if meaning is None:
             raise
         raise meaning from error
-
-
-def _prepare_workers(settings: Settings, stack: ExitStack) -> None:
-    """What worker processes share, done once here: the embedded database (when no DATABASE_URL),
-    the migration, and the development secret; the workers read them from the environment."""
-    from handlers.settings import dev_secret
-    from persistence.embedded import start
-    from persistence.schema import upgrade
-
-    url = settings.database_url
-    if url is None:
-        server = start(settings.data_dir / "postgres")
-        stack.callback(server.stop)
-        url = server.url()
-        os.environ["DATABASE_URL"] = url
-    if settings.migrate_on_start:
-        asyncio.run(upgrade(url))
-    os.environ["MIGRATE_ON_START"] = "false"
-    no_key = settings.jwt_secret is None and settings.jwt_jwks_url is None
-    if settings.environment == "development" and no_key:
-        dev_secret(settings.data_dir)  # made once, before workers race to make it
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> None:
@@ -275,11 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             _serve(settings, args)
         elif args.command == "mcp":
-            from handlers.mcp import stdio
+            from handlers import root
 
             settings.require_serving()
-            settings = _prepare_database(settings)
-            asyncio.run(stdio.serve(settings, os.environ.get(stdio.TOKEN_VARIABLE)))
+            root.serve_stdio(_prepare_database(settings))
         elif args.command == "migrate":
             settings.require_database()
             revision = asyncio.run(_upgrade(settings, args.revision))

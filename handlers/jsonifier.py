@@ -1,6 +1,6 @@
 """JSON as every answer is written: orjson (datetimes as RFC 3339, UUIDs as text), a newline at
 the end. `Orjson` is also the module-like object Connexion's Jsonifier hook takes
-(handlers/http/app.py), so the HTTP door writes the same bytes."""
+(handlers/root.py), so the HTTP door writes the same bytes."""
 
 from __future__ import annotations
 

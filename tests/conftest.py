@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.security import mint_token
 from handlers.settings import Settings
 from persistence.database_url import connect_arguments

@@ -33,9 +33,9 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from handlers.bodies import MAX_BODY_BYTES, read_body, replay
 from handlers.context import app_path, app_state
 from handlers.core.errors import MethodNotAllowed, Unauthorized
-from handlers.http.bodies import MAX_BODY_BYTES, read_body, replay
 from handlers.logs import SCOPE_KEY
 from handlers.mcp.server import Caller, invalid_request_id
 from handlers.problems import PROBLEM_JSON, problem_body, problem_json

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from io import TextIOWrapper
 from typing import Any, cast
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message
 
 from contracts.tools.document import load
 from handlers.core.errors import Unauthorized
-from handlers.mcp.server import Caller, create_server, invalid_request_id
+from handlers.mcp.server import Admit, Caller, create_server, invalid_request_id
 from handlers.security import TokenVerifier
 from handlers.settings import DEV_KEY_FILE, Settings, SettingsError
 
@@ -54,11 +54,11 @@ async def running(app: ASGIApp) -> AsyncIterator[dict[str, Any]]:
         await task
 
 
-async def serve(settings: Settings, token: str | None) -> None:
+async def serve(
+    settings: Settings, token: str | None, make_app: Callable[[], ASGIApp], admit: Admit
+) -> None:
     """Serve the tools over stdin/stdout until the host closes stdin; calls still running then
     are finished and answered (within GRACEFUL_TIMEOUT_SECONDS) before the process exits."""
-    from handlers.http.app import create_app
-    from handlers.http.limits import UserQuota
 
     if not token:
         raise SettingsError(f"set {TOKEN_VARIABLE} to the bearer token of the user to act for")
@@ -72,16 +72,11 @@ async def serve(settings: Settings, token: str | None) -> None:
         ) from None
     finally:
         await verifier.aclose()
-    app = create_app(settings)
+    app = make_app()  # the composition root's: its lifespan starts the services
     caller_state: dict[str, Any] = {}
-
-    quota = UserQuota(settings.rate_limit_per_minute)
 
     async def resolve(_ctx: Any) -> Caller:
         return Caller(claims["sub"], caller_state)
-
-    async def admit(who: Caller) -> None:
-        await quota.admit({"state": who.state}, who.subject)
 
     server = create_server(load(), resolve, admit=admit, log_calls=settings.access_log)
     lines = _CheckedLines(anyio.wrap_file(TextIOWrapper(sys.stdin.buffer, encoding="utf-8",

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-import handlers.http.app
+import handlers.root
 import handlers.tasks
 import persistence.tasks
 from contracts.tools.document import Document, load
@@ -66,7 +66,7 @@ def test_make_stubs_writes_the_stub_the_page_shows(tmp_path: Path) -> None:
 def project(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[TestClient]:
     """The app with the page's contract, statement and handler added."""
     document = extended()
-    monkeypatch.setattr(handlers.http.app, "load", lambda: document)
+    monkeypatch.setattr(handlers.root, "load", lambda: document)
     statement = defined(snippets()["persistence"], persistence.tasks)
     handler = defined(snippets()["handler"], handlers.tasks)
     monkeypatch.setattr(persistence.tasks, "summarize_tasks", statement, raising=False)

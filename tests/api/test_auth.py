@@ -15,7 +15,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.settings import Settings
 from tests.conftest import TEST_SECRET, bearer
 

@@ -9,7 +9,7 @@ import inspect
 from starlette.testclient import TestClient
 
 from contracts.tools.document import load, operations, parse
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.settings import Settings
 from tests.conftest import bearer
 

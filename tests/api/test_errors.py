@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from contracts.tools.document import load
-from handlers.http.bodies import MAX_BODY_BYTES
+from handlers.bodies import MAX_BODY_BYTES
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 

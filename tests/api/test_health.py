@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.http.app import GC_THRESHOLD, create_app
+from handlers.root import GC_THRESHOLD, create_app
 from handlers.settings import Settings
 from tests.conftest import bearer
 from tests.live import free_port
@@ -65,7 +65,7 @@ def test_with_database_url_nothing_embedded_is_started(
 def test_an_app_built_by_a_library_user_leaves_the_garbage_collector_alone(
     client: TestClient,
 ) -> None:
-    """Only `tasks-api serve` tunes the collector of its process (handlers/http/app.py)."""
+    """Only `tasks-api serve` tunes the collector of its process (handlers/root.py)."""
     assert client.get("/healthz").status_code == 200
     assert gc.get_threshold()[0] != GC_THRESHOLD
     assert gc.get_freeze_count() == 0

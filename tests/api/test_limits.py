@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.settings import Settings
 from tests.conftest import bearer
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.settings import Settings
 from tests.api.test_limits import client_address, in_one_window
 from tests.conftest import bearer

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.settings import Settings
 
 

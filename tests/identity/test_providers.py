@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.settings import Settings
 from tests.docs import provider_settings
 from tests.identity.jwks_server import JwksServer, SigningKey

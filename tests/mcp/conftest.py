@@ -16,7 +16,7 @@ import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.security import mint_token
 from handlers.settings import Settings
 from tests.conftest import TEST_SECRET

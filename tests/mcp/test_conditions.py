@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from mcp import Client
 
-from handlers.http.app import create_app
+from handlers.root import create_app
 from handlers.security import TokenVerifier
 from handlers.settings import Settings
 from tests.conftest import bearer

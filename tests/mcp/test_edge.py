@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.http.bodies import MAX_BODY_BYTES
+from handlers.bodies import MAX_BODY_BYTES
 from handlers.settings import Settings
 from tests.conftest import bearer, client_with
 from tests.mcp.conftest import MODES, call, token_for

@@ -22,7 +22,7 @@ def test_with_mcp_off_there_is_no_mcp_endpoint(settings: Settings) -> None:
 def test_with_mcp_off_the_sdk_is_not_loaded() -> None:
     script = (
         "import sys\n"
-        "from handlers.http.app import create_app\n"
+        "from handlers.root import create_app\n"
         "from handlers.settings import Settings\n"
         "url = 'postgresql://u@127.0.0.1/x'\n"
         "settings = Settings(database_url=url, jwt_secret='s' * 48, FLAG)\n"

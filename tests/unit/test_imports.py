@@ -46,3 +46,16 @@ def test_the_walk_sees_an_import_inside_a_function(tmp_path: Path) -> None:
     module = tmp_path / "module.py"
     module.write_text("def f():\n    from connexion.context import scope\n    return scope\n")
     assert under(imported(module).pop(), FRAMEWORKS)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*sorted((REPO / "handlers" / "http").rglob("*.py")),
+     *sorted((REPO / "handlers" / "mcp").rglob("*.py")), REPO / "handlers" / "cli.py"],
+    ids=lambda p: p.relative_to(REPO).as_posix(),
+)  # fmt: skip
+def test_no_door_imports_another_they_meet_in_the_composition_root(path: Path) -> None:
+    module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+    own = next((door for door in DOORS if under(module, (door,))), module)
+    others = tuple(door for door in DOORS if door != own)
+    assert sorted(n for n in imported(path) if under(n, others)) == []

@@ -1,12 +1,21 @@
-"""The app factory: the contract, the request pipeline in order, and the lifespan."""
+"""The composition root: the one place that builds the process's services (the database, the
+token verifier, cursors, metrics, quotas) and mounts the doors on them: the HTTP API (Connexion's
+pipeline with ours inserted, in order), /mcp and MCP over stdio, and the HTTP servers that
+`tasks-api serve` runs. The doors never import each other; they meet here."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from connexion import AsyncApp, ConnexionMiddleware
@@ -30,7 +39,7 @@ from handlers.jsonifier import Orjson
 from handlers.metrics import Metrics
 from handlers.problems import register_problem_handlers
 from handlers.security import Clock, TokenVerifier
-from handlers.settings import Settings, trusted_networks
+from handlers.settings import METRICS_DIR_VARIABLE, Settings, SettingsError, trusted_networks
 from persistence.cursors import Cursors
 from persistence.database import connect
 from persistence.schema import upgrade
@@ -194,5 +203,147 @@ def worker_app() -> AsyncApp:
 
 
 def app_from_env() -> AsyncApp:
-    """Factory for ASGI servers: `uvicorn --factory handlers.http.app:app_from_env`."""
+    """Factory for ASGI servers: `uvicorn --factory handlers.root:app_from_env`."""
     return create_app(Settings.from_env())
+
+
+def serve(settings: Settings, workers: int) -> None:
+    """`tasks-api serve`: the API and /mcp over HTTP, in `workers` processes, until stopped."""
+    with ExitStack() as stack:
+        if workers > 1:  # before anything imports prometheus-client, here or in a worker
+            _share_metrics(stack)
+        if settings.server == "granian":
+            _serve_granian(settings, workers, stack)
+        else:
+            _serve_uvicorn(settings, workers, stack)
+
+
+def serve_stdio(settings: Settings) -> None:
+    """`tasks-api mcp`: the MCP tools over stdin and stdout, for the user whose token is in
+    TASKS_API_TOKEN, until the host closes stdin."""
+    from handlers.mcp import stdio
+    from handlers.mcp.server import Caller
+
+    quota = UserQuota(settings.rate_limit_per_minute)  # over stdio too, as for every door
+
+    async def admit(who: Caller) -> None:
+        await quota.admit({"state": who.state}, who.subject)
+
+    token = os.environ.get(stdio.TOKEN_VARIABLE)
+    asyncio.run(stdio.serve(settings, token, lambda: create_app(settings), admit))
+
+
+def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
+    import uvicorn
+
+    from handlers.http.server import bounded_protocol
+    from handlers.root import create_app
+
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,  # tasks-api's own (handlers/logs.py), set up by main()
+        "access_log": False,  # one line per request comes from the app, with more in it
+        "server_header": False,
+        # The app reads X-Forwarded-For itself, and only from FORWARDED_ALLOW_IPS (uvicorn's
+        # own would trust loopback peers by default, and not exist under Granian).
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": settings.graceful_timeout_seconds,
+    }
+    if workers == 1:
+        app = create_app(settings, tune_gc=True)
+        http = bounded_protocol(settings.header_timeout_seconds)
+        uvicorn.run(app, http=http, **common)
+        return
+    from handlers.http.shutdown import Supervisor
+
+    _prepare_workers(settings, stack)
+    # Each worker process builds the app from the environment (handlers/root.py).
+    config = uvicorn.Config(
+        "handlers.root:worker_app", factory=True, workers=workers,
+        http="handlers.http.server:EnvironmentBoundedProtocol", **common,
+    )  # fmt: skip
+    sock = config.bind_socket()
+    # Listening before the workers start: a connection made while one starts or restarts
+    # waits in the backlog for a worker, rather than being refused.
+    sock.listen(config.backlog)
+    with contextlib.suppress(KeyboardInterrupt):
+        Supervisor(config, sockets=[sock]).run()
+
+
+def _serve_granian(settings: Settings, workers: int, stack: ExitStack) -> None:
+    """SERVER=granian: Granian's Rust HTTP server runs the same app (the lifespan included) in
+    `workers` processes it starts, restarts when one dies, and stops gracefully on SIGTERM."""
+    try:
+        from granian.constants import HTTPModes, Interfaces, Loops
+        from granian.http import HTTP1Settings
+        from granian.log import LogLevels
+        from granian.server import Server as Granian
+    except ImportError as error:
+        raise SettingsError(
+            "SERVER=granian needs Granian: install tasks-api[granian]"
+            " (`uv sync` installs it in development)"
+        ) from error
+    from handlers.http.edge import MAX_HEAD_BYTES
+
+    _prepare_workers(settings, stack)
+    # Granian's own records go through the root logger, rendered like every other.
+    routed = {"handlers": [], "propagate": True}
+    server = Granian(
+        "handlers.root:worker_app",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,  # with the lifespan
+        workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout_seconds * 1000),
+            max_buffer_size=MAX_HEAD_BYTES,
+        ),
+        log_level=LogLevels(settings.log_level),
+        log_dictconfig={"loggers": {"_granian": dict(routed), "granian.access": dict(routed)}},
+        log_access=False,  # one line per request comes from the app
+        respawn_failed_workers=True,
+        workers_kill_timeout=settings.graceful_timeout_seconds,
+    )
+    server.serve()
+
+
+def _share_metrics(stack: ExitStack) -> None:
+    """Worker processes keep their metrics in files under PROMETHEUS_MULTIPROC_DIR, which the
+    one answering GET /metrics adds up: the operator's directory (emptied of an earlier run's
+    files), else a private one made here and removed at exit."""
+    directory = os.environ.get(METRICS_DIR_VARIABLE)
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    else:
+        directory = tempfile.mkdtemp(prefix="tasks-api-metrics-")
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        os.environ[METRICS_DIR_VARIABLE] = directory
+    from handlers.metrics import clear
+
+    clear(directory)
+
+
+def _prepare_workers(settings: Settings, stack: ExitStack) -> None:
+    """What worker processes share, done once here: the embedded database (when no DATABASE_URL),
+    the migration, and the development secret; the workers read them from the environment."""
+    from handlers.settings import dev_secret
+    from persistence.embedded import start
+    from persistence.schema import upgrade
+
+    url = settings.database_url
+    if url is None:
+        server = start(settings.data_dir / "postgres")
+        stack.callback(server.stop)
+        url = server.url()
+        os.environ["DATABASE_URL"] = url
+    if settings.migrate_on_start:
+        asyncio.run(upgrade(url))
+    os.environ["MIGRATE_ON_START"] = "false"
+    no_key = settings.jwt_secret is None and settings.jwt_jwks_url is None
+    if settings.environment == "development" and no_key:
+        dev_secret(settings.data_dir)  # made once, before workers race to make it
