@@ -68,7 +68,7 @@ async def _upgrade(settings: Settings, revision: str | None) -> str | None:
 def _token(settings: Settings, args: argparse.Namespace) -> None:
     from jsonschema import Draft4Validator
 
-    from contracts.tools.document import load
+    from contracts.document import load
     from handlers.security import mint_token
 
     user_id = load()["components"]["schemas"]["UserId"]

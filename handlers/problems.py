@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from contracts.tools.document import METHODS
+from contracts.document import METHODS
 from handlers import jsonifier
 from handlers.context import app_path
 from handlers.core.errors import Problem, problem_type, truncate

@@ -23,7 +23,7 @@ from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 
-from contracts.tools.document import load
+from contracts.document import load
 from handlers.context import STATE_KEY, AppState
 from handlers.core.context import Services
 from handlers.http.cors import ContractCORS
@@ -236,7 +236,7 @@ def serve_stdio(settings: Settings) -> None:
 def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
     import uvicorn
 
-    from handlers.http.server import bounded_protocol
+    from handlers.http.protocol import bounded_protocol
     from handlers.root import create_app
 
     common: dict[str, Any] = {
@@ -262,7 +262,7 @@ def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
     # Each worker process builds the app from the environment (handlers/root.py).
     config = uvicorn.Config(
         "handlers.root:worker_app", factory=True, workers=workers,
-        http="handlers.http.server:EnvironmentBoundedProtocol", **common,
+        http="handlers.http.protocol:EnvironmentBoundedProtocol", **common,
     )  # fmt: skip
     sock = config.bind_socket()
     # Listening before the workers start: a connection made while one starts or restarts

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from contracts.tools.document import CONTRACT, Document, Operation, operations, parse, resolve
+from contracts.document import CONTRACT, Document, Operation, operations, parse, resolve
 
 Direction = Literal["request", "response"]
 

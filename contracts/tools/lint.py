@@ -17,7 +17,7 @@ from jsonschema import Draft4Validator
 from openapi_spec_validator import validate as validate_spec
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from contracts.tools.document import CONTRACT, Document, load, operations, resolve
+from contracts.document import CONTRACT, Document, load, operations, resolve
 
 PROBLEM = "#/components/schemas/Problem"
 PROBLEM_JSON = "application/problem+json"

@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from contracts.tools.document import CONTRACT, Document, Operation, load, operations, resolve
+from contracts.document import CONTRACT, Document, Operation, load, operations, resolve
 
 HANDLERS = CONTRACT.parent.parent / "handlers"
 IMPORTS = {

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from contracts.tools.document import load
+from contracts.document import load
 
 MAX_DETAIL = 300
 MAX_ERRORS = 50

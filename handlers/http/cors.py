@@ -23,7 +23,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from contracts.tools.document import Document, operations, resolve
+from contracts.document import Document, operations, resolve
 from handlers.context import app_path
 from handlers.http.observe import FIELD as REQUEST_ID
 from handlers.problems import MethodsByPath, problem_asgi

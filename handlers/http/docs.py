@@ -18,7 +18,7 @@ import yaml
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from contracts.tools.document import CONTRACT
+from contracts.document import CONTRACT
 from handlers.context import app_path
 
 

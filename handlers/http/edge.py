@@ -12,7 +12,7 @@
 - Content-Type is case-insensitive (RFC 9110 §8.3.1): it is rewritten in lower case, without
   stray spaces, so every later step compares media types as plain strings.
 - A request head (request line and headers) over MAX_HEAD_BYTES is a 431. uvicorn's protocol
-  (handlers/http/server.py) refuses one before it is even parsed; this is the same limit for a
+  (handlers/http/protocol.py) refuses one before it is even parsed; this is the same limit for a
   server that passes larger heads on (Granian does up to about twice that).
 - Every answer of the API is JSON (application/json or application/problem+json): a request
   whose Accept admits neither is 406 (RFC 9110 §12.5.1), except for the contract itself and

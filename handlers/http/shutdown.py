@@ -4,7 +4,7 @@ A client whose kept-alive connection is closed opens a new one and sends its nex
 it; that request must be answered, or the connection refused, never accepted and then reset.
 One uvicorn worker gets this right by its order of work: it stops listening first (new
 connections are refused), then lets the connections it has finish, answering what arrives on
-an idle one with `Connection: close` (handlers/http/server.py).
+an idle one with `Connection: close` (handlers/http/protocol.py).
 
 With `--workers N` the parent process holds the listening socket too (it listened before the
 workers started, so connections made meanwhile wait in the backlog). While its copy stays open

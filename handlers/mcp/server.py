@@ -26,7 +26,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
-from contracts.tools.document import Document
+from contracts.document import Document
 from handlers import jsonifier
 from handlers.context import STATE_KEY, AppState
 from handlers.core.answer import Answer

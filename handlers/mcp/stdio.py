@@ -20,7 +20,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message
 
-from contracts.tools.document import load
+from contracts.document import load
 from handlers.core.errors import Unauthorized
 from handlers.mcp.server import Admit, Caller, create_server, invalid_request_id
 from handlers.security import TokenVerifier

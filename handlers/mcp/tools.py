@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from contracts.tools.document import Document, Operation, operations, resolve
+from contracts.document import Document, Operation, operations, resolve
 from handlers.core.context import Context
 from handlers.core.validation import FORMAT_CHECKER, with_defaults
 

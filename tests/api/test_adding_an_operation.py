@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 import handlers.root
 import handlers.tasks
 import persistence.tasks
-from contracts.tools.document import Document, load
+from contracts.document import Document, load
 from contracts.tools.lint import lint
 from contracts.tools.stubs import write_stubs
 from handlers.mcp.tools import tools

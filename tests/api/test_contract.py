@@ -8,7 +8,7 @@ import inspect
 
 from starlette.testclient import TestClient
 
-from contracts.tools.document import load, operations, parse
+from contracts.document import load, operations, parse
 from handlers.root import create_app
 from handlers.settings import Settings
 from tests.conftest import bearer

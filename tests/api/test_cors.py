@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from contracts.tools.document import load
+from contracts.document import load
 from handlers.http.cors import request_headers, response_headers
 from handlers.settings import Settings, SettingsError
 from tests.conftest import client_with

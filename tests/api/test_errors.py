@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from contracts.tools.document import load
+from contracts.document import load
 from handlers.bodies import MAX_BODY_BYTES
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}

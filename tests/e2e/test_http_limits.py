@@ -1,6 +1,6 @@
 """The live server's limits on request heads, under each HTTP server (SERVER): a huge header or
 millions of header lines are 431 without the memory to hold them, and a head that never finishes
-is closed after HEADER_TIMEOUT_SECONDS (uvicorn, through handlers/http/server.py, answers those
+is closed after HEADER_TIMEOUT_SECONDS (uvicorn, through handlers/http/protocol.py, answers those
 with a problem document and 408; Granian answers 431 with no body and closes a slow head
 silently)."""
 

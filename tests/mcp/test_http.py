@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from contracts.tools.document import load
+from contracts.document import load
 from handlers.mcp.tools import tools
 from tests.api.test_metrics import Samples, parse, value
 from tests.conftest import bearer

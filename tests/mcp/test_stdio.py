@@ -13,7 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from starlette.testclient import TestClient
 
-from contracts.tools.document import load
+from contracts.document import load
 from handlers.mcp.tools import tools
 from tests.conftest import TEST_SECRET, bearer
 from tests.live import TASKS_API, environment

@@ -10,7 +10,7 @@ from typing import Any
 
 from mcp import Client
 
-from contracts.tools.document import Document, load
+from contracts.document import Document, load
 from handlers.context import STATE_KEY
 from handlers.core.answer import Answer
 from handlers.core.context import Context

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from contracts.document import CONTRACT, Document, load, parse
 from contracts.tools.diff import Change, diff, main
-from contracts.tools.document import CONTRACT, Document, load, parse
 
 TASKS, TASK = "/api/{user_id}/tasks", "/api/{user_id}/tasks/{task_id}"
 COMPLETE = "/api/{user_id}/tasks/{task_id}/complete"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contracts.tools.document import CONTRACT, Document, load
+from contracts.document import CONTRACT, Document, load
 from contracts.tools.lint import lint, main
 
 CREATE = ("/api/{user_id}/tasks", "post")

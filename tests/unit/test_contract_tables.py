@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Enum, String
 
-from contracts.tools.document import load, resolve
+from contracts.document import load, resolve
 from persistence.tables import idempotency_keys, tasks
 
 CONTRACT = load()

@@ -8,7 +8,7 @@ import re
 import tomllib
 from dataclasses import fields
 
-from contracts.tools.document import load
+from contracts.document import load
 from handlers.settings import Settings
 from tests.live import REPO
 

@@ -19,7 +19,7 @@ from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
 import persistence
-from contracts.tools.document import load, resolve
+from contracts.document import load, resolve
 from persistence import tasks as task_sql
 from persistence.database import Statement
 from persistence.tables import DISTRIBUTED_BY, metadata

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from contracts.tools.document import Document, load
+from contracts.document import Document, load
 from contracts.tools.stubs import HANDLERS, main, write_stubs
 from handlers.core.errors import NotImplementedYet
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
+CONTRACT = Path(__file__).resolve().parent / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 Document = dict[str, Any]
