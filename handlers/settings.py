@@ -85,6 +85,21 @@ def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...] | None:
     return tuple(networks)
 
 
+def variable(field_name: str) -> str:
+    """The environment variable a Settings field is read from: its name in capitals (the
+    environment field is APP_ENV)."""
+    return "APP_ENV" if field_name == "environment" else field_name.upper()
+
+
+def variables() -> tuple[str, ...]:
+    """Every variable the server reads, from the one list there is: Settings' fields. The
+    configuration reference, .env.example and the tests' environment scrub are checked
+    against it (tests/unit/test_release.py)."""
+    from dataclasses import fields
+
+    return tuple(variable(f.name) for f in fields(Settings))
+
+
 class SettingsError(ValueError):
     """The environment does not describe a server that is safe to start."""
 

@@ -16,22 +16,17 @@ from typing import IO, Any, TypeVar
 
 import pytest
 
+from handlers.settings import METRICS_DIR_VARIABLE, variables
+
 # uvicorn's line, or Granian's (SERVER=granian), which listens only once a worker has started
 READY = re.compile(r"(?:Uvicorn running on|Listening at:) http://127\.0\.0\.1:(\d+)")
 GRANIAN_WORKER_READY = re.compile(r"Started worker-")
 REPO = Path(__file__).resolve().parent.parent
 TASKS_API = REPO / ".venv" / "bin" / "tasks-api"
 
-# Settings a developer's shell might carry that would change what a started server does.
-SETTINGS = (
-    "APP_ENV", "DATABASE_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "PORT", "HOST",
-    "DATA_DIR", "VALIDATE_RESPONSES", "MIGRATE_ON_START", "LOG_LEVEL", "ACCESS_LOG",
-    "CURSOR_SECRET", "REQUIRE_IF_MATCH", "REQUIRE_IDEMPOTENCY_KEY", "IDEMPOTENCY_KEY_TTL_SECONDS",
-    "HEADER_TIMEOUT_SECONDS", "GRACEFUL_TIMEOUT_SECONDS", "PUBLIC_URL", "MCP_ENABLED",
-    "TASKS_API_TOKEN", "LOG_FORMAT", "WORKERS", "RATE_LIMIT_PER_MINUTE",
-    "AUTH_FAILURE_LIMIT_PER_MINUTE", "METRICS_TOKEN", "SERVER", "PROMETHEUS_MULTIPROC_DIR",
-    "CORS_ORIGINS", "CORS_ALLOW_CREDENTIALS", "CORS_MAX_AGE_SECONDS",
-)  # fmt: skip
+# Settings a developer's shell might carry that would change what a started server does: every
+# variable Settings reads, and those read elsewhere (the stdio token, the metrics directory).
+SETTINGS = (*variables(), "TASKS_API_TOKEN", METRICS_DIR_VARIABLE)
 
 
 def free_port() -> int:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import fields
 
 from contracts.document import load
-from handlers.settings import Settings
+from handlers.settings import variables
 from tests.live import REPO
 
 RELEASE = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", re.MULTILINE)
@@ -39,7 +38,7 @@ def test_the_license_is_the_one_the_contract_declares() -> None:
 
 
 def test_every_setting_is_documented_and_in_the_example_env_file() -> None:
-    names = ["APP_ENV" if f.name == "environment" else f.name.upper() for f in fields(Settings)]
+    names = variables()
     reference = (REPO / "docs" / "operating.md").read_text()
     example = (REPO / ".env.example").read_text()
     assert [n for n in names if f"| `{n}` |" not in reference] == []
