@@ -4,27 +4,21 @@ and a unique user per test so tests never see each other's data."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import secrets
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
-from handlers.security import mint_token
 from handlers.settings import Settings
 from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
+from tests.helpers import TEST_SECRET, bearer
 from tests.live import REPO
-
-TEST_SECRET = secrets.token_urlsafe(48)
 
 
 @pytest.fixture(scope="session")
@@ -92,19 +86,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
     responses conform to the contract."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-@contextmanager
-def client_with(settings: Settings, **changes: Any) -> Iterator[TestClient]:
-    """Another app for a test that needs other settings (REQUIRE_IF_MATCH, a database that is
-    down, ...), on the same database unless changed."""
-    app = create_app(dataclasses.replace(settings, **changes))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-def bearer(subject: str, secret: str = TEST_SECRET) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(secret, subject)}"}
 
 
 @pytest.fixture

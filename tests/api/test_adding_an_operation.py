@@ -24,7 +24,7 @@ from contracts.tools.lint import lint
 from contracts.tools.stubs import write_stubs
 from handlers.mcp.tools import tools
 from handlers.settings import Settings
-from tests.conftest import bearer, client_with
+from tests.helpers import bearer, client_with
 from tests.live import REPO
 
 PAGE = REPO / "docs" / "adding-an-operation.md"

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from handlers.root import create_app
 from handlers.settings import Settings
-from tests.conftest import TEST_SECRET, bearer
+from tests.helpers import TEST_SECRET, bearer
 
 
 def token(claims: dict[str, Any], key: str = TEST_SECRET, algorithm: str = "HS256") -> str:

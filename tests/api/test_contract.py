@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from contracts.document import load, operations, parse
 from handlers.root import create_app
 from handlers.settings import Settings
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 
 def operation_ids() -> set[str]:

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from contracts.document import load
 from handlers.http.cors import request_headers, response_headers
 from handlers.settings import Settings, SettingsError
-from tests.conftest import client_with
+from tests.helpers import client_with
 
 APP = "https://app.example.com"
 OTHER = "https://evil.example.net"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 SORTS = ["-created_at", "created_at", "due_date", "-due_date", "priority", "-priority",
          "title", "-title"]  # fmt: skip

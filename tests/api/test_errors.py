@@ -11,17 +11,7 @@ from starlette.testclient import TestClient
 
 from contracts.document import load
 from handlers.bodies import MAX_BODY_BYTES
-
-PROBLEM_KEYS = {"type", "title", "status", "detail"}
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body.keys() >= PROBLEM_KEYS
-    assert body["status"] == status
-    return body
+from tests.helpers import problem
 
 
 def pointers(body: dict[str, Any]) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from handlers.root import GC_THRESHOLD, create_app
 from handlers.settings import Settings
-from tests.conftest import bearer
+from tests.helpers import bearer
 from tests.live import free_port
 
 

@@ -20,8 +20,7 @@ from starlette.testclient import TestClient
 
 from handlers.settings import Settings
 from persistence.cursors import Cursors
-from tests.api.test_errors import problem
-from tests.conftest import TEST_SECRET, bearer, client_with
+from tests.helpers import TEST_SECRET, bearer, client_with, problem
 
 
 def b64(raw: bytes) -> str:

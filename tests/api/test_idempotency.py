@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
 from handlers.settings import Settings
-from persistence.database_url import connect_arguments
-from tests.api.test_errors import problem
-from tests.conftest import bearer, client_with
+from tests.helpers import bearer, client_with, problem, sql
 
 
 def keyed(auth: dict[str, str], key: str) -> dict[str, str]:
@@ -26,17 +22,6 @@ def keyed(auth: dict[str, str], key: str) -> dict[str, str]:
 def total(client: TestClient, url: str, auth: dict[str, str]) -> int:
     count: int = client.get(url, headers=auth).json()["total"]
     return count
-
-
-def sql(database_url: str, statement: str, *args: Any) -> Any:
-    async def run() -> Any:
-        connection = await asyncpg.connect(**connect_arguments(database_url))
-        try:
-            return await connection.fetch(statement, *args)
-        finally:
-            await connection.close()
-
-    return asyncio.run(run())
 
 
 def test_a_retried_create_replays_the_first_answer(

@@ -5,9 +5,8 @@ RateLimit-Policy / RateLimit fields (draft-ietf-httpapi-ratelimit-headers)."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,14 +14,7 @@ from starlette.testclient import TestClient
 
 from handlers.root import create_app
 from handlers.settings import Settings
-from tests.conftest import bearer
-
-FIELD = re.compile(r'"(?P<policy>[a-z-]+)";r=(?P<r>\d+);t=(?P<t>\d+)')
-
-
-def client_address() -> str:
-    """An address no other test uses."""
-    return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+from tests.helpers import FIELD, bearer, client_address, in_one_window
 
 
 @contextmanager
@@ -31,21 +23,6 @@ def limited(settings: Settings, **limits: Any) -> Iterator[TestClient]:
     app = create_app(dataclasses.replace(settings, **limits))
     with TestClient(app, raise_server_exceptions=False, client=(client_address(), 40000)) as client:
         yield client
-
-
-def in_one_window(run: Callable[[str], list[Any]], prefix: str = "quota") -> list[Any]:
-    """run's responses for a user no other test has seen, from one calendar minute: if the
-    minute turned during the run (the seconds left, `t`, went up), it runs again, with most of
-    a new minute ahead, for another new user (the first one's hits after the turn count in the
-    new minute)."""
-    for _ in range(2):
-        responses = run(f"{prefix}-{uuid.uuid4().hex[:8]}")
-        left = [
-            int(m["t"]) for r in responses if (m := FIELD.search(r.headers.get("ratelimit", "")))
-        ]
-        if left == sorted(left, reverse=True):
-            return responses
-    raise AssertionError("the minute turned twice during one short test")
 
 
 def test_a_user_gets_exactly_the_quota_then_429(settings: Settings) -> None:
@@ -143,7 +120,7 @@ def test_with_the_database_down_limits_fail_open_to_the_usual_answers(settings: 
 def test_old_windows_are_removed_by_the_request_that_opens_a_window(
     settings: Settings, database_url: str
 ) -> None:
-    from tests.api.test_idempotency import sql
+    from tests.helpers import sql
 
     stale = [f"user:stale-{uuid.uuid4().hex[:8]}" for _ in range(3)]
     sql(database_url, "INSERT INTO rate_limits SELECT b, date_trunc('minute', now())"

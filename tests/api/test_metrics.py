@@ -9,16 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
 from handlers.settings import Settings
-from tests.api.test_limits import client_address, in_one_window
-from tests.conftest import bearer
+from tests.helpers import Samples, bearer, client_address, in_one_window, parse, value
 
 TOKEN = "metrics-" + uuid.uuid4().hex + uuid.uuid4().hex
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def scrape(client: TestClient, **headers: str) -> Samples:
@@ -26,18 +23,6 @@ def scrape(client: TestClient, **headers: str) -> Samples:
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return parse(answer.text)
-
-
-def parse(text: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def check_histograms(samples: Samples) -> None:

@@ -9,8 +9,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.test_tasks import create
-from tests.conftest import bearer
+from tests.helpers import bearer, create
 
 MERGE_PATCH = "application/merge-patch+json"
 

@@ -12,8 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from handlers.settings import Settings
-from tests.api.test_errors import problem
-from tests.conftest import client_with
+from tests.helpers import client_with, problem
 
 
 @pytest.fixture

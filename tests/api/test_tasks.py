@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
 from handlers.settings import Settings
-
-
-def create(client: TestClient, url: str, auth: dict[str, str], **fields: Any) -> dict[str, Any]:
-    response = client.post(url, json={"title": "task", **fields}, headers=auth)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.helpers import create
 
 
 def test_create_returns_the_task_with_defaults_and_location(

@@ -18,7 +18,7 @@ from persistence import tasks
 from persistence.database import Connection, open_database
 from persistence.database_url import connect_arguments
 from persistence.schema import downgrade, upgrade
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 PRIORITIES = ("low", "medium", "high")
 FILTERS = [(c, p) for c in (None, True, False) for p in (None, *PRIORITIES)]

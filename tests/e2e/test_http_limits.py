@@ -17,7 +17,7 @@ import pytest
 
 from handlers.http.edge import MAX_HEAD_BYTES
 from handlers.security import mint_token
-from tests.conftest import TEST_SECRET
+from tests.helpers import TEST_SECRET
 from tests.live import TASKS_API, LiveServer, environment, free_port
 
 HEAD_TIMEOUT = 1.0

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from handlers.security import mint_token
-from tests.api.test_metrics import parse, value
+from tests.helpers import parse, value
 from tests.live import TASKS_API, LiveServer, environment, free_port
 
 SECRET = "observe-" + uuid.uuid4().hex + uuid.uuid4().hex

@@ -21,8 +21,7 @@ from handlers.security import mint_token
 from handlers.settings import Settings
 from persistence.database import DatabaseUnavailable, open_database
 from persistence.embedded import EmbeddedServer
-from tests.api.test_limits import FIELD
-from tests.conftest import client_with
+from tests.helpers import FIELD, client_with
 from tests.live import TASKS_API, LiveServer, environment, free_port
 from tests.pgbouncer import PgBouncer
 

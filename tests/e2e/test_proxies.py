@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from handlers.security import mint_token
-from tests.e2e.test_workers import SECRET, WORKER_READY, start
+from tests.helpers import SECRET, WORKER_READY, start
 from tests.live import LiveServer
 
 PROXY = "127.0.0.2"

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET, bearer
+from tests.helpers import TEST_SECRET, bearer
 from tests.live import REPO, LiveServer, environment, free_port
 
 DEVELOPMENT_TOOLS = {f"contracts/tools/{name}.py" for name in ("lint", "diff", "stubs")}

@@ -18,23 +18,8 @@ import httpx
 import pytest
 
 from handlers.security import mint_token
-from tests.api.test_limits import in_one_window
-from tests.api.test_metrics import Samples, parse, value
-from tests.live import TASKS_API, LiveServer, environment, free_port
-
-SECRET = "workers-" + uuid.uuid4().hex + uuid.uuid4().hex
-QUOTA = 8
-# When a worker has run its lifespan and serves: each server says so once per worker.
-WORKER_READY = {"uvicorn": "Application startup complete", "granian": "Started worker-"}
-
-
-def start(url: str, tmp: Path, *extra: str, **settings: str) -> LiveServer:
-    env = environment(**{
-        "APP_ENV": "production", "DATABASE_URL": url, "JWT_SECRET": SECRET,
-        "PORT": str(free_port()), "DATA_DIR": str(tmp), "RATE_LIMIT_PER_MINUTE": str(QUOTA),
-        "LOG_FORMAT": "json", **settings,
-    })  # fmt: skip
-    return LiveServer([str(TASKS_API), "serve", *extra], env, start_timeout=90)
+from tests.helpers import QUOTA, SECRET, WORKER_READY, Samples, in_one_window, parse, start, value
+from tests.live import LiveServer
 
 
 @pytest.fixture(scope="module")

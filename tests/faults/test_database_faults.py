@@ -23,7 +23,7 @@ import pytest
 from handlers.security import mint_token
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
-from tests.api.test_metrics import Samples, parse, value
+from tests.helpers import Samples, parse, value
 from tests.live import TASKS_API, LiveServer, environment, free_port
 from tests.pgbouncer import PgBouncer
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from handlers.security import mint_token
-from tests.e2e.test_workers import WORKER_READY
+from tests.helpers import WORKER_READY
 from tests.live import LiveServer, serve_tasks_api
 
 SECRET = "shutdown-" + uuid.uuid4().hex + uuid.uuid4().hex

@@ -23,8 +23,7 @@ from starlette.testclient import TestClient
 
 from handlers.root import create_app
 from handlers.settings import Settings
-from tests.api.test_metrics import parse, value
-from tests.conftest import TEST_SECRET
+from tests.helpers import TEST_SECRET, parse, value
 from tests.identity.jwks_server import JwksServer, SigningKey
 
 ISSUER_PATH = "/.well-known/jwks.json"

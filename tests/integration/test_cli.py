@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from handlers.cli import main
 from handlers.settings import dev_secret
 from persistence.schema import alembic_config
-from tests.conftest import TEST_SECRET
+from tests.helpers import TEST_SECRET
 
 _SETTINGS = ("APP_ENV", "DATABASE_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "DATA_DIR")
 

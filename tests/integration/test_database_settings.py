@@ -18,7 +18,7 @@ import pytest
 from handlers.settings import Settings
 from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer
-from tests.conftest import bearer, client_with
+from tests.helpers import bearer, client_with
 from tests.live import TASKS_API, environment, free_port
 
 PASSWORD = "correct-" + uuid.uuid4().hex

@@ -5,23 +5,17 @@ token is verified once, and nothing is counted as a second request."""
 
 from __future__ import annotations
 
-import dataclasses
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from mcp import Client
 
-from handlers.root import create_app
 from handlers.security import TokenVerifier
 from handlers.settings import Settings
-from tests.conftest import bearer
-from tests.mcp.conftest import MODES, call, token_for, with_client
+from tests.helpers import MODES, bearer, call, serving, token_for, with_client
 
 
 @pytest.fixture
@@ -63,21 +57,8 @@ def test_a_stale_if_match_changes_nothing_and_says_to_read_the_task_again(
 @pytest.fixture
 def strict(settings: Settings) -> Iterator[str]:
     """A server that requires If-Match on writes and an Idempotency-Key on creates."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    changed = dataclasses.replace(
-        settings, host="127.0.0.1", port=port, require_if_match=True,
-        require_idempotency_key=True,
-    )  # fmt: skip
-    server = uvicorn.Server(uvicorn.Config(create_app(changed), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with serving(settings, require_if_match=True, require_idempotency_key=True) as url:
+        yield url
 
 
 def test_a_strict_server_serves_every_tool_given_the_arguments_it_requires(

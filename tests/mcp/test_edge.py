@@ -15,8 +15,7 @@ from starlette.testclient import TestClient
 
 from handlers.bodies import MAX_BODY_BYTES
 from handlers.settings import Settings
-from tests.conftest import bearer, client_with
-from tests.mcp.conftest import MODES, call, token_for
+from tests.helpers import MODES, bearer, call, client_with, token_for
 
 MODERN = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODES[0]}
 LEGACY = {"Accept": "application/json, text/event-stream"}

@@ -15,9 +15,7 @@ from mcp.shared.exceptions import MCPError
 
 from contracts.document import load
 from handlers.mcp.tools import tools
-from tests.api.test_metrics import Samples, parse, value
-from tests.conftest import bearer
-from tests.mcp.conftest import MODES, call, token_for, with_client
+from tests.helpers import MODES, Samples, bearer, call, parse, token_for, value, with_client
 
 CONTRACT_TOOLS = tools(load())
 

@@ -15,9 +15,8 @@ from starlette.testclient import TestClient
 
 from contracts.document import load
 from handlers.mcp.tools import tools
-from tests.conftest import TEST_SECRET, bearer
+from tests.helpers import TEST_SECRET, bearer, token_for
 from tests.live import TASKS_API, environment
-from tests.mcp.conftest import token_for
 
 
 def stdio_environment(database_url: str, token: str, log_level: str = "warning") -> dict[str, str]:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from handlers.settings import Settings
-from tests.conftest import bearer, client_with
+from tests.helpers import bearer, client_with
 
 
 def test_with_mcp_off_there_is_no_mcp_endpoint(settings: Settings) -> None:
