@@ -43,3 +43,9 @@ def test_every_setting_is_documented_and_in_the_example_env_file() -> None:
     example = (REPO / ".env.example").read_text()
     assert [n for n in names if f"| `{n}` |" not in reference] == []
     assert [n for n in names if not re.search(rf"^#? ?{n}=", example, re.MULTILINE)] == []
+
+
+def test_every_problem_type_is_documented() -> None:
+    declared = load()["components"]["schemas"]["Problem"]["x-problem-types"]
+    api = (REPO / "docs" / "api.md").read_text()
+    assert [n for n, d in declared.items() if f"`{n}` ({d['status']})" not in api] == []
