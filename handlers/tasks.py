@@ -66,13 +66,14 @@ async def list_tasks(
             priority=priority, sort=sort, after=after,
         )  # fmt: skip
     next_cursor = ctx.services.cursors.encode(user_id, sort, items[-1]) if more else None
+    etags = {str(item["id"]): preconditions.etag(item.pop("version")) for item in items}
     page = {"items": items, "total": total, "limit": limit, "offset": offset}
     # Every filter the contract offers is counted exactly (and cheaply) by the user's count
     # cells, so whichever count a client prefers, it gets the exact one, and is told so.
     applied = {"Preference-Applied": "count=exact"} if _prefers_a_count(ctx) else {}
     if preconditions.check_untagged(ctx, read=True):
         return Answer(None, 304)
-    return Answer({**page, "next_cursor": next_cursor}, 200, applied)
+    return Answer({**page, "next_cursor": next_cursor}, 200, applied, etags)
 
 
 COUNT_PREFERENCES = frozenset({"exact", "planned", "estimated"})

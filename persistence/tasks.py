@@ -50,7 +50,6 @@ from persistence.tables import tasks
 Task = dict[str, Any]
 _WRITABLE = ("title", "description", "completed", "priority", "due_date")
 # What a task looks like to clients; `version` travels as its ETag instead.
-PUBLIC_COLUMNS = tuple(c for c in tasks.c if c.name != "version")
 
 
 Write = Any  # an UPDATE or DELETE ... RETURNING, before its WHERE clause
@@ -126,7 +125,7 @@ def _page(sort: str, completed: bool, priority: bool, cursor: bool, after_null: 
     counted = select(total).where(*_filters(counts, completed, priority)).subquery("counted")
     page_where = [*where, _after(sort, after_null)] if cursor else where
     page = (
-        select(*PUBLIC_COLUMNS)
+        select(*tasks.c)
         .where(*page_where)
         .order_by(*_order_by(sort))
         .limit(bindparam("limit"))
@@ -254,7 +253,8 @@ async def list_tasks(
     sort: str = "-created_at",
     after: Position | None = None,
 ) -> tuple[list[Task], int, bool]:
-    """One page of user_id's tasks, how many match in all, and whether more follow."""
+    """One page of user_id's tasks (each with its version), how many match in all, and
+    whether more follow."""
     values: dict[str, Any] = {
         "user_id": user_id, "completed": completed, "priority": priority,
         "limit": limit + 1, "offset": offset,

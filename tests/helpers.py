@@ -38,11 +38,15 @@ TEST_SECRET = secrets.token_urlsafe(48)
 
 
 @contextmanager
-def client_with(settings: Settings, **changes: Any) -> Iterator[TestClient]:
-    """Another app for a test that needs other settings (REQUIRE_IF_MATCH, a database that is
-    down, ...), on the same database unless changed."""
+def client_with(
+    settings: Settings, *, address: tuple[str, int] | None = None, **changes: Any
+) -> Iterator[TestClient]:
+    """An app of its own, for a test that needs other settings (REQUIRE_IF_MATCH, a database
+    that is down, ...) or counts of its own; on the same database unless changed. address is
+    the client's (default: TestClient's)."""
     app = create_app(dataclasses.replace(settings, **changes))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    peer = ("testclient", 50000) if address is None else address  # TestClient's own default
+    with TestClient(app, raise_server_exceptions=False, client=peer) as test_client:
         yield test_client
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,3 +15,6 @@ class Answer:
     body: Any
     status: int
     headers: dict[str, str] = field(default_factory=dict)
+    # The ETag of each task in a page, by id: HTTP sends a page without them (a client asks for
+    # a task's own ETag with GET); MCP shows each beside its task, for if_match.
+    etags: Mapping[str, str] = field(default_factory=dict)

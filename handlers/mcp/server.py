@@ -136,6 +136,9 @@ def envelope(tool: Tool, arguments: Mapping[str, Any], answer: Answer) -> dict[s
     data = orjson.loads(jsonifier.dumps(answer.body)) if answer.body is not None else None
     if isinstance(data, dict) and "ETag" in answer.headers:
         data["etag"] = answer.headers["ETag"]
+    if isinstance(data, dict) and answer.etags:  # a page: each task with its own
+        for item in data.get("items", []):
+            item["etag"] = answer.etags[item["id"]]
     return {
         "success": True,
         "message": messages.success(tool, arguments, data),

@@ -101,14 +101,24 @@ def _success(document: Document, operation: Operation) -> dict[str, Any]:
     if not content:
         return {"type": "null"}
     schema = json_schema(document, next(iter(content.values()))["schema"])
-    if "ETag" in response.get("headers", {}) and schema.get("type") == "object":
-        etag = {"type": "string", "description": "The task's ETag: send it as if_match."}
-        schema = {
-            **schema,
-            "properties": {**schema.get("properties", {}), "etag": etag},
-            "required": [*schema.get("required", []), "etag"],
-        }
+    if "ETag" in response.get("headers", {}):  # one task: it carries its ETag
+        schema = _with_etag(schema)
+    items = schema.get("properties", {}).get("items", {})
+    if items.get("type") == "array" and "id" in items.get("items", {}).get("properties", {}):
+        # a page of tasks: each carries its own (operations answer them as Answer.etags)
+        items = {**items, "items": _with_etag(items["items"])}
+        schema = {**schema, "properties": {**schema["properties"], "items": items}}
     return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _with_etag(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object schema with the task's ETag added as `etag`."""
+    etag = {"type": "string", "description": "The task's ETag: send it as if_match."}
+    return {
+        **schema,
+        "properties": {**schema.get("properties", {}), "etag": etag},
+        "required": [*schema.get("required", []), "etag"],
+    }
 
 
 def envelope_schema(data: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import logging
 import time
@@ -15,9 +14,8 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.root import create_app
 from handlers.settings import Settings
-from tests.helpers import TEST_SECRET, bearer
+from tests.helpers import TEST_SECRET, bearer, client_with
 
 
 def token(claims: dict[str, Any], key: str = TEST_SECRET, algorithm: str = "HS256") -> str:
@@ -206,8 +204,7 @@ def test_user_ids_from_identity_providers_work(client: TestClient) -> None:
 @pytest.fixture(scope="module")
 def strict_client(settings: Settings) -> Iterator[TestClient]:
     """An app that also requires an issuer and an audience."""
-    strict = dataclasses.replace(settings, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
-    with TestClient(create_app(strict), raise_server_exceptions=False) as test_client:
+    with client_with(settings, jwt_issuer=ISSUER, jwt_audience=AUDIENCE) as test_client:
         yield test_client
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import uuid
 from collections.abc import Iterator
@@ -10,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.root import GC_THRESHOLD, create_app
+from handlers.root import GC_THRESHOLD
 from handlers.settings import Settings
-from tests.helpers import bearer
+from tests.helpers import bearer, client_with
 from tests.live import free_port
 
 
@@ -30,10 +29,8 @@ def test_readiness_is_200_when_the_database_answers(client: TestClient) -> None:
 def unreachable_database(settings: Settings) -> Iterator[TestClient]:
     """An app whose DATABASE_URL points at a loopback port where nothing listens."""
     port = free_port()
-    down = dataclasses.replace(
-        settings, database_url=f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    )
-    with TestClient(create_app(down), raise_server_exceptions=False) as test_client:
+    down = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    with client_with(settings, database_url=down) as test_client:
         yield test_client
 
 

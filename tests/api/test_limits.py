@@ -4,7 +4,6 @@ RateLimit-Policy / RateLimit fields (draft-ietf-httpapi-ratelimit-headers)."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,16 +11,14 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from handlers.root import create_app
 from handlers.settings import Settings
-from tests.helpers import FIELD, bearer, client_address, in_one_window
+from tests.helpers import FIELD, bearer, client_address, client_with, in_one_window
 
 
 @contextmanager
 def limited(settings: Settings, **limits: Any) -> Iterator[TestClient]:
     """An app with these limits, seen from an address no other test uses."""
-    app = create_app(dataclasses.replace(settings, **limits))
-    with TestClient(app, raise_server_exceptions=False, client=(client_address(), 40000)) as client:
+    with client_with(settings, address=(client_address(), 40000), **limits) as client:
         yield client
 
 

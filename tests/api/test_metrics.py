@@ -3,7 +3,6 @@ open by default and behind METRICS_TOKEN when it is set."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,9 +10,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.root import create_app
 from handlers.settings import Settings
-from tests.helpers import Samples, bearer, client_address, in_one_window, parse, value
+from tests.helpers import Samples, bearer, client_address, client_with, in_one_window, parse, value
 
 TOKEN = "metrics-" + uuid.uuid4().hex + uuid.uuid4().hex
 
@@ -46,7 +44,7 @@ def check_histograms(samples: Samples) -> None:
 @pytest.fixture
 def fresh(settings: Settings) -> Iterator[TestClient]:
     """An app of its own, so its counts are this test's traffic alone."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with client_with(settings) as client:
         yield client
 
 
@@ -93,8 +91,7 @@ def test_the_pool_is_reported(fresh: TestClient, tasks_url: str, auth: dict[str,
 
 def test_rate_limit_rejections_are_counted(settings: Settings) -> None:
     limits: dict[str, Any] = {"rate_limit_per_minute": 2, "auth_failure_limit_per_minute": 1}
-    app = create_app(dataclasses.replace(settings, **limits))
-    with TestClient(app, raise_server_exceptions=False, client=(client_address(), 1)) as client:
+    with client_with(settings, address=(client_address(), 1), **limits) as client:
         answers = in_one_window(
             lambda user: [client.get(f"/api/{user}/tasks", headers=bearer(user))
                           for _ in range(5)], "m"
@@ -129,8 +126,7 @@ def test_other_methods_are_405(fresh: TestClient) -> None:
 
 @pytest.fixture
 def guarded(settings: Settings) -> Iterator[TestClient]:
-    app = create_app(dataclasses.replace(settings, metrics_token=TOKEN))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with client_with(settings, metrics_token=TOKEN) as client:
         yield client
 
 
