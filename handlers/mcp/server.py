@@ -274,4 +274,7 @@ def create_server(
         ),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        # The SDK checks a call's Mcp-Param-* headers against the tool's input schema; without
+        # this it lists every tool through the whole dispatch path to find it, on every call.
+        get_tool_input_schema=lambda name: tools[name].input_schema if name in tools else None,
     )
