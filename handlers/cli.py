@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from handlers.settings import (
+from handlers.services.settings import (
     DEV_KEY_FILE,
     Settings,
     SettingsError,
@@ -69,7 +69,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
     from jsonschema import Draft4Validator
 
     from contracts.document import load
-    from handlers.security import mint_token
+    from handlers.services.security import mint_token
 
     user_id = load()["components"]["schemas"]["UserId"]
     if not Draft4Validator(user_id).is_valid(args.sub):
@@ -105,7 +105,7 @@ def load_env_file() -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from handlers.logs import configure
+    from handlers.services.logs import configure
 
     level = settings.log_level
     configure(level, settings.log_format)

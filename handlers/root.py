@@ -24,7 +24,6 @@ from connexion.middleware import MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 
 from contracts.document import load
-from handlers.context import STATE_KEY, AppState
 from handlers.core.context import Services
 from handlers.http.cors import ContractCORS
 from handlers.http.docs import AuthoredSpecMiddleware
@@ -34,12 +33,18 @@ from handlers.http.limits import AuthFailureLimitMiddleware, UserQuota, UserRate
 from handlers.http.observe import MetricsMiddleware, RequestLogMiddleware
 from handlers.http.operations import resolver
 from handlers.http.ownership import OwnershipMiddleware
+from handlers.http.problems import register_problem_handlers
 from handlers.http.validation import VALIDATOR_MAP
-from handlers.jsonifier import Orjson
-from handlers.metrics import Metrics
-from handlers.problems import register_problem_handlers
-from handlers.security import Clock, TokenVerifier
-from handlers.settings import METRICS_DIR_VARIABLE, Settings, SettingsError, trusted_networks
+from handlers.services.jsonifier import Orjson
+from handlers.services.metrics import Metrics
+from handlers.services.security import Clock, TokenVerifier
+from handlers.services.settings import (
+    METRICS_DIR_VARIABLE,
+    Settings,
+    SettingsError,
+    trusted_networks,
+)
+from handlers.services.state import STATE_KEY, AppState
 from persistence.cursors import Cursors
 from persistence.database import connect
 from persistence.schema import upgrade
@@ -195,7 +200,7 @@ def _mount_mcp(
 def worker_app() -> AsyncApp:
     """One worker of `tasks-api serve --workers N`: its own logging, GC tuning and app, from the
     environment the server command prepared."""
-    from handlers.logs import configure
+    from handlers.services.logs import configure
 
     settings = Settings.from_env()
     configure(settings.log_level, settings.log_format)
@@ -243,7 +248,7 @@ def _serve_uvicorn(settings: Settings, workers: int, stack: ExitStack) -> None:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
-        "log_config": None,  # tasks-api's own (handlers/logs.py), set up by main()
+        "log_config": None,  # tasks-api's own (handlers/services/logs.py), set up by main()
         "access_log": False,  # one line per request comes from the app, with more in it
         "server_header": False,
         # The app reads X-Forwarded-For itself, and only from FORWARDED_ALLOW_IPS (uvicorn's
@@ -323,7 +328,7 @@ def _share_metrics(stack: ExitStack) -> None:
         directory = tempfile.mkdtemp(prefix="tasks-api-metrics-")
         stack.callback(shutil.rmtree, directory, ignore_errors=True)
         os.environ[METRICS_DIR_VARIABLE] = directory
-    from handlers.metrics import clear
+    from handlers.services.metrics import clear
 
     clear(directory)
 
@@ -331,7 +336,7 @@ def _share_metrics(stack: ExitStack) -> None:
 def _prepare_workers(settings: Settings, stack: ExitStack) -> None:
     """What worker processes share, done once here: the embedded database (when no DATABASE_URL),
     the migration, and the development secret; the workers read them from the environment."""
-    from handlers.settings import dev_secret
+    from handlers.services.settings import dev_secret
     from persistence.embedded import start
     from persistence.schema import upgrade
 

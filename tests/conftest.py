@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade

@@ -25,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
-from handlers.security import mint_token
-from handlers.settings import Settings
+from handlers.services.security import mint_token
+from handlers.services.settings import Settings
 from persistence.database_url import connect_arguments
 from tests.live import TASKS_API, LiveServer, environment, free_port
 

@@ -16,7 +16,7 @@ from typing import IO, Any, TypeVar
 
 import pytest
 
-from handlers.settings import METRICS_DIR_VARIABLE, variables
+from handlers.services.settings import METRICS_DIR_VARIABLE, variables
 
 # uvicorn's line, or Granian's (SERVER=granian), which listens only once a worker has started
 READY = re.compile(r"(?:Uvicorn running on|Listening at:) http://127\.0\.0\.1:(\d+)")

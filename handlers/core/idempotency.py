@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from handlers import jsonifier
 from handlers.core.answer import Answer
 from handlers.core.context import Context
 from handlers.core.errors import BadRequest, Conflict, UnprocessableContent
+from handlers.services import jsonifier
 from persistence import idempotency
 from persistence.database import Connection
 

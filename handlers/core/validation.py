@@ -11,7 +11,7 @@ import jsonschema
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
 
 from handlers.core.errors import FieldError, truncate
-from handlers.schema_errors import MAX_NAME, pointer
+from handlers.core.schema_errors import MAX_NAME, pointer
 from persistence import timestamps
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

@@ -24,9 +24,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.document import Document, operations, resolve
-from handlers.context import app_path
 from handlers.http.observe import FIELD as REQUEST_ID
-from handlers.problems import MethodsByPath, problem_asgi
+from handlers.http.problems import MethodsByPath, problem_asgi
+from handlers.services.state import app_path
 
 # The MCP endpoint (handlers/mcp/http.py): POST only, stateless Streamable HTTP, whose clients
 # send the protocol version they speak and, where a server gave one, a session id.

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.document import CONTRACT
-from handlers.context import app_path
+from handlers.services.state import app_path
 
 
 class AuthoredSpecMiddleware:

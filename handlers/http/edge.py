@@ -25,8 +25,8 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handlers.context import app_path
 from handlers.core.errors import BadRequest, NotAcceptable, NotFound, RequestHeadTooLarge
+from handlers.services.state import app_path
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENCODED_SLASH = re.compile(rb"%2f", re.IGNORECASE)

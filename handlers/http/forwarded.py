@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handlers.settings import Network
+from handlers.services.settings import Network
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 SCHEMES = ("http", "https")

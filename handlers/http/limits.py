@@ -19,10 +19,10 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.context import COUNTED, app_state
 from handlers.core.errors import TooManyRequests
-from handlers.logs import ANSWER_HEADERS
-from handlers.problems import problem_asgi
+from handlers.http.problems import problem_asgi
+from handlers.services.logs import ANSWER_HEADERS
+from handlers.services.state import COUNTED, app_state
 from persistence import rate_limits
 from persistence.database import DatabaseUnavailable
 

@@ -17,9 +17,9 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.context import app_path
 from handlers.core.errors import truncate
-from handlers.logs import (
+from handlers.http.problems import problem_asgi
+from handlers.services.logs import (
     ANSWER_HEADERS,
     MAX_LOGGED_PATH,
     MAX_LOGGED_USER,
@@ -27,8 +27,8 @@ from handlers.logs import (
     request_id,
     requests_logger,
 )
-from handlers.metrics import Metrics
-from handlers.problems import problem_asgi
+from handlers.services.metrics import Metrics
+from handlers.services.state import app_path
 from persistence.database import statement_count
 
 FIELD = "X-Request-ID"

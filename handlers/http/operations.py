@@ -15,9 +15,9 @@ from connexion.utils import get_function_from_name
 from starlette.responses import Response
 from starlette.types import Scope
 
-from handlers.context import app_state, full_path
 from handlers.core.answer import Answer
 from handlers.core.context import Context
+from handlers.services.state import app_state, full_path
 
 Operation = Callable[..., Awaitable[Answer]]
 Reply = tuple[Any, int, dict[str, str]] | Response

@@ -21,8 +21,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from handlers.core.problems import problem_body, problem_json
 from handlers.http.edge import MAX_HEAD_BYTES
-from handlers.problems import problem_body, problem_json
 
 # On shutdown, how long an idle kept-alive connection may still deliver a request the client
 # had already sent: closing at once would reset it unanswered (a POST the client cannot know
@@ -177,7 +177,7 @@ def __getattr__(name: str) -> Any:
     """`EnvironmentBoundedProtocol`: bounded_protocol with HEADER_TIMEOUT_SECONDS from the
     environment, for worker processes, which import their protocol by name."""
     if name == "EnvironmentBoundedProtocol":
-        from handlers.settings import Settings
+        from handlers.services.settings import Settings
 
         return bounded_protocol(Settings.from_env().header_timeout_seconds)
     raise AttributeError(name)

@@ -20,10 +20,10 @@ from connexion.validators import (
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import Receive, Scope
 
-from handlers.bodies import read_body, replay
+from handlers.asgi import read_body, replay
 from handlers.core.errors import BadRequest, FieldError, UnsupportedMediaType, truncate
+from handlers.core.schema_errors import MAX_NAME, schema_errors
 from handlers.core.validation import FORMAT_CHECKER, unstorable_strings, with_defaults
-from handlers.schema_errors import MAX_NAME, schema_errors
 
 _DefaultsValidator = with_defaults(Draft4RequestValidator)
 

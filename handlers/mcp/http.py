@@ -33,14 +33,14 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.bodies import MAX_BODY_BYTES, read_body, replay
-from handlers.context import app_path, app_state
+from handlers.asgi import MAX_BODY_BYTES, read_body, replay
 from handlers.core.errors import MethodNotAllowed, Unauthorized
-from handlers.logs import SCOPE_KEY
+from handlers.core.problems import PROBLEM_JSON, problem_body, problem_json
 from handlers.mcp.server import Caller, invalid_request_id
-from handlers.problems import PROBLEM_JSON, problem_body, problem_json
-from handlers.security import TokenVerifier
-from handlers.settings import Settings
+from handlers.services.logs import SCOPE_KEY
+from handlers.services.security import TokenVerifier
+from handlers.services.settings import Settings
+from handlers.services.state import app_path, app_state
 
 PATH = "/mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource" + PATH

@@ -27,17 +27,17 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
 from contracts.document import Document
-from handlers import jsonifier
-from handlers.context import STATE_KEY, AppState
 from handlers.core.answer import Answer
 from handlers.core.context import Context
 from handlers.core.errors import Problem, problem_type, truncate
+from handlers.core.schema_errors import schema_errors
 from handlers.core.validation import unstorable_strings
-from handlers.logs import MAX_LOGGED_USER, request_id, requests_logger
 from handlers.mcp import messages
 from handlers.mcp.tools import SUBJECT, Tool
 from handlers.mcp.tools import tools as tools_of
-from handlers.schema_errors import schema_errors
+from handlers.services import jsonifier
+from handlers.services.logs import MAX_LOGGED_USER, request_id, requests_logger
+from handlers.services.state import STATE_KEY, AppState
 from persistence.database import DatabaseUnavailable, InvalidValue, statement_count
 
 NAME = "tasks-api"

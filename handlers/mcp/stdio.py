@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Message
 from contracts.document import load
 from handlers.core.errors import Unauthorized
 from handlers.mcp.server import Admit, Caller, create_server, invalid_request_id
-from handlers.security import TokenVerifier
-from handlers.settings import DEV_KEY_FILE, Settings, SettingsError
+from handlers.services.security import TokenVerifier
+from handlers.services.settings import DEV_KEY_FILE, Settings, SettingsError
 
 TOKEN_VARIABLE = "TASKS_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
 

@@ -23,7 +23,7 @@ from contracts.document import Document, load
 from contracts.tools.lint import lint
 from contracts.tools.stubs import write_stubs
 from handlers.mcp.tools import tools
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import bearer, client_with
 from tests.live import REPO
 

@@ -14,7 +14,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import TEST_SECRET, bearer, client_with
 
 

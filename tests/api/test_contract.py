@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from contracts.document import load, operations, parse
 from handlers.root import create_app
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import bearer
 
 

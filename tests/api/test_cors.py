@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from contracts.document import load
 from handlers.http.cors import request_headers, response_headers
-from handlers.settings import Settings, SettingsError
+from handlers.services.settings import Settings, SettingsError
 from tests.helpers import client_with
 
 APP = "https://app.example.com"

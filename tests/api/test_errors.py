@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from contracts.document import load
-from handlers.bodies import MAX_BODY_BYTES
+from handlers.asgi import MAX_BODY_BYTES
 from tests.helpers import problem
 
 

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from handlers.root import GC_THRESHOLD
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import bearer, client_with
 from tests.live import free_port
 

@@ -18,7 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from persistence.cursors import Cursors
 from tests.helpers import TEST_SECRET, bearer, client_with, problem
 

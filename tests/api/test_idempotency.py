@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import bearer, client_with, problem, sql
 
 

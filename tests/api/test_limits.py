@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import FIELD, bearer, client_address, client_with, in_one_window
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import Samples, bearer, client_address, client_with, in_one_window, parse, value
 
 TOKEN = "metrics-" + uuid.uuid4().hex + uuid.uuid4().hex
@@ -156,7 +156,7 @@ def test_the_metrics_token_opens_it(guarded: TestClient) -> None:
 
 
 def test_a_placeholder_metrics_token_stops_the_server() -> None:
-    from handlers.settings import SettingsError
+    from handlers.services.settings import SettingsError
 
     with pytest.raises(SettingsError, match="METRICS_TOKEN"):
         Settings.from_env({"METRICS_TOKEN": "changeme"})

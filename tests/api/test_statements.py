@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.context import STATE_KEY
+from handlers.services.state import STATE_KEY
 
 
 @pytest.fixture

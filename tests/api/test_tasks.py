@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import create
 
 

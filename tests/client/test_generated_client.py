@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.live import REPO, LiveServer, serve_tasks_api
 
 PACKAGE = "tasks_api_client"

@@ -8,7 +8,7 @@ import json
 import uuid
 from pathlib import Path
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.client.typescript_package import BIN, PACKAGE, run
 from tests.live import serve_tasks_api
 

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.client.typescript_package import PACKAGE
 from tests.live import LiveServer, serve_tasks_api
 

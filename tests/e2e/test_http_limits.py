@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from handlers.http.edge import MAX_HEAD_BYTES
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.helpers import TEST_SECRET
 from tests.live import TASKS_API, LiveServer, environment, free_port
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.docs import quickstart
 from tests.live import REPO, LiveServer, environment, free_port
 

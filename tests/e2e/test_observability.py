@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.helpers import parse, value
 from tests.live import TASKS_API, LiveServer, environment, free_port
 

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from handlers.context import STATE_KEY
-from handlers.security import mint_token
-from handlers.settings import Settings
+from handlers.services.security import mint_token
+from handlers.services.settings import Settings
+from handlers.services.state import STATE_KEY
 from persistence.database import DatabaseUnavailable, open_database
 from persistence.embedded import EmbeddedServer
 from tests.helpers import FIELD, client_with

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.helpers import SECRET, WORKER_READY, start
 from tests.live import LiveServer
 

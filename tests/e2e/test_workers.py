@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.helpers import QUOTA, SECRET, WORKER_READY, Samples, in_one_window, parse, start, value
 from tests.live import LiveServer
 

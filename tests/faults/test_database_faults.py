@@ -20,7 +20,7 @@ import httpx
 import psutil
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
 from tests.helpers import Samples, parse, value

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.helpers import WORKER_READY
 from tests.live import LiveServer, serve_tasks_api
 

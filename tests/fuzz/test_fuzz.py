@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.live import REPO, LiveServer, environment, serve_tasks_api
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -22,7 +22,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import TEST_SECRET, parse, value
 from tests.identity.jwks_server import JwksServer, SigningKey
 

@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.docs import provider_settings
 from tests.identity.jwks_server import JwksServer, SigningKey
 

@@ -10,7 +10,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from handlers.cli import main
-from handlers.settings import dev_secret
+from handlers.services.settings import dev_secret
 from persistence.schema import alembic_config
 from tests.helpers import TEST_SECRET
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer
 from tests.helpers import bearer, client_with

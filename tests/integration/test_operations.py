@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 
-from handlers import health, jsonifier, tasks
+from handlers import health, tasks
 from handlers.core.answer import Answer
 from handlers.core.context import Context, Services
 from handlers.core.errors import BadRequest, NotFound, PreconditionFailed, PreconditionRequired
+from handlers.services import jsonifier
 from persistence.cursors import Cursors
 from persistence.database import open_database
 

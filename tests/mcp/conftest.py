@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import serving
 
 

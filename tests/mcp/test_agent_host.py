@@ -18,7 +18,7 @@ import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from tests.live import REPO, TASKS_API, LiveServer, environment, free_port
 
 # A token another server signed, with its own secret.

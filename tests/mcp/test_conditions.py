@@ -13,8 +13,8 @@ import httpx
 import pytest
 from mcp import Client
 
-from handlers.security import TokenVerifier
-from handlers.settings import Settings
+from handlers.services.security import TokenVerifier
+from handlers.services.settings import Settings
 from tests.helpers import MODES, bearer, call, serving, token_for, with_client
 
 

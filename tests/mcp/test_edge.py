@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.bodies import MAX_BODY_BYTES
-from handlers.settings import Settings
+from handlers.asgi import MAX_BODY_BYTES
+from handlers.services.settings import Settings
 from tests.helpers import MODES, bearer, call, client_with, token_for
 
 MODERN = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODES[0]}

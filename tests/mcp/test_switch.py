@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 from tests.helpers import bearer, client_with
 
 
@@ -23,7 +23,7 @@ def test_with_mcp_off_the_sdk_is_not_loaded() -> None:
     script = (
         "import sys\n"
         "from handlers.root import create_app\n"
-        "from handlers.settings import Settings\n"
+        "from handlers.services.settings import Settings\n"
         "url = 'postgresql://u@127.0.0.1/x'\n"
         "settings = Settings(database_url=url, jwt_secret='s' * 48, FLAG)\n"
         "create_app(settings)\n"

@@ -11,14 +11,14 @@ from typing import Any
 from mcp import Client
 
 from contracts.document import Document, load
-from handlers.context import STATE_KEY
 from handlers.core.answer import Answer
 from handlers.core.context import Context
 from handlers.core.errors import ServiceUnavailable
 from handlers.mcp.http import metadata
 from handlers.mcp.server import Caller, create_server
 from handlers.mcp.tools import json_schema, tools
-from handlers.settings import Settings
+from handlers.services.settings import Settings
+from handlers.services.state import STATE_KEY
 
 NOTE = {
     "type": "object",

@@ -37,7 +37,7 @@ import httpx
 import jwt
 import psutil
 
-from handlers.security import mint_token
+from handlers.services.security import mint_token
 from persistence.database_url import connect_arguments
 from persistence.embedded import start
 from persistence.schema import upgrade

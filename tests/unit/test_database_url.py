@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.settings import Settings, SettingsError
+from handlers.services.settings import Settings, SettingsError
 from persistence.database_url import CONNECT_TIMEOUT, async_url, connect_arguments, target
 
 

@@ -45,3 +45,18 @@ def test_every_page_is_in_the_readmes_contents_and_the_readme_is_short() -> None
     contents = text[text.index("## Contents") : text.index("## Quickstart")]
     assert [p.name for p in sorted(DOCS.glob("*.md")) if f"(docs/{p.name})" not in contents] == []
     assert len(text.splitlines()) <= 300
+
+
+def test_the_layout_names_every_module_where_it_is() -> None:
+    """docs/adding-an-operation.md's tree and the code tell the same story."""
+    text = (DOCS / "adding-an-operation.md").read_text()
+    tree = text[text.index("## Where everything lives") :]
+    modules = [
+        p for folder in ("handlers", "contracts", "persistence")
+        for p in (REPO / folder).rglob("*.py") if p.name != "__init__.py"
+    ]  # fmt: skip
+    handlers = [
+        p for p in modules if p.parts[-2] in ("handlers", "core", "services", "http", "mcp")
+    ]
+    missing = [p.relative_to(REPO).as_posix() for p in handlers if p.name not in tree]
+    assert missing == []

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from handlers.http.forwarded import ClientAddressMiddleware, _elements
-from handlers.settings import Settings, SettingsError, trusted_networks
+from handlers.services.settings import Settings, SettingsError, trusted_networks
 
 
 def seen(

@@ -1,5 +1,6 @@
 """Dependencies point one way: the operations (handlers/tasks.py, handlers/health.py), what they
-share (handlers/core/) and persistence/ import no web framework, no MCP SDK and no door, so any
+share (handlers/core/), the process's services (handlers/services/) and persistence/ import no
+web framework, no MCP SDK and no door, so any
 door can call them and a test can call them with none. Read from every module's imports (ast),
 those inside functions included."""
 
@@ -12,12 +13,13 @@ import pytest
 
 from tests.live import REPO
 
-FRAMEWORKS = ("connexion", "starlette", "mcp", "mcp_types", "uvicorn", "granian", "httpx")
+FRAMEWORKS = ("connexion", "starlette", "mcp", "mcp_types", "uvicorn", "granian")
 DOORS = ("handlers.http", "handlers.mcp", "handlers.cli")
 CORE = [
     REPO / "handlers" / "tasks.py",
     REPO / "handlers" / "health.py",
     *sorted((REPO / "handlers" / "core").rglob("*.py")),
+    *sorted((REPO / "handlers" / "services").rglob("*.py")),
     *sorted((REPO / "persistence").rglob("*.py")),
 ]
 

@@ -8,7 +8,7 @@ import re
 import tomllib
 
 from contracts.document import load
-from handlers.settings import variables
+from handlers.services.settings import variables
 from tests.live import REPO
 
 RELEASE = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", re.MULTILINE)

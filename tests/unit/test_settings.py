@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.settings import Settings, SettingsError, dev_secret
+from handlers.services.settings import Settings, SettingsError, dev_secret
 from tests.live import REPO
 
 GOOD = "k3Jq9vX2mP8rT5wY1zB4nC7eF0hL6sD2aG"

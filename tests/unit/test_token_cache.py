@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from handlers.security import InvalidToken, SharedSecret, TokenVerifier
+from handlers.services.security import InvalidToken, SharedSecret, TokenVerifier
 
 SECRET = "s" * 16 + "e" * 16 + "c" * 16
 

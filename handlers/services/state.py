@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -9,10 +10,8 @@ from handlers.core.context import Services
 from persistence.database import Database
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
-    from handlers.metrics import Metrics
-    from handlers.security import TokenVerifier
+    from handlers.services.metrics import Metrics
+    from handlers.services.security import TokenVerifier
 
 STATE_KEY = "tasks_api"
 # Set (under the ASGI scope's "extensions") on a request already counted against its user's
@@ -27,8 +26,8 @@ class AppState:
 
     services: Services
     verifier: TokenVerifier
-    mcp: ASGIApp | None = None  # the /mcp endpoint (handlers/mcp/http.py)
-    metrics: Metrics | None = None  # what GET /metrics reports (handlers/metrics.py)
+    mcp: Callable[..., Awaitable[None]] | None = None  # the /mcp endpoint (an ASGI app)
+    metrics: Metrics | None = None  # what GET /metrics reports (handlers/services/metrics.py)
 
     @property
     def database(self) -> Database:

@@ -25,12 +25,14 @@ from prometheus_client import (
 from prometheus_client import multiprocess as multiprocess_mode
 from prometheus_client.exposition import choose_encoder
 
-from handlers.problems import CLIENT_CLOSED_STATUS
-from handlers.settings import METRICS_DIR_VARIABLE
+from handlers.services.settings import METRICS_DIR_VARIABLE
 
 # Latency buckets (seconds): a list answers in milliseconds, the database budget is 1.5 s.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+# What a request whose client left mid-request is recorded as (nginx's 499, "client closed").
+CLIENT_CLOSED_STATUS = 499
 
 
 def shared_directory() -> str | None:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from persistence.database_url import connect_arguments
 
 MIN_SECRET_BYTES = 32
-# prometheus-client's: where worker processes keep their metrics (handlers/metrics.py)
+# prometheus-client's: where worker processes keep their metrics (handlers/services/metrics.py)
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 DEV_KEY_FILE = "jwt-secret"
 
@@ -59,7 +59,7 @@ def project_home() -> Path | None:
     """The source checkout this code runs from (`make install` installs it in place), if it
     does: where `make run` keeps `.data/` and reads `.env`, whatever the working directory of a
     `tasks-api` command (an agent host starts `tasks-api mcp` from its own)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # handlers/services/settings.py
     return root if (root / "pyproject.toml").is_file() and (root / "Makefile").is_file() else None
 
 

@@ -16,16 +16,13 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 
 from contracts.document import METHODS
-from handlers import jsonifier
-from handlers.context import app_path
-from handlers.core.errors import Problem, problem_type, truncate
-from handlers.logs import request_id
+from handlers.core.errors import Problem
+from handlers.core.problems import PROBLEM_JSON, problem_body, problem_json
+from handlers.services.metrics import CLIENT_CLOSED_STATUS
+from handlers.services.state import app_path
 from persistence.database import DatabaseUnavailable, InvalidValue
 
-PROBLEM_JSON = "application/problem+json"
 REALM = "tasks-api"
-# What a request whose client left mid-request is recorded as (nginx's 499, "client closed").
-CLIENT_CLOSED_STATUS = 499
 
 logger = logging.getLogger(__name__)
 
@@ -33,29 +30,6 @@ logger = logging.getLogger(__name__)
 class ClientClosed(Exception):
     """The client closed its connection before it sent all of its request: nobody is left to
     answer, and it is not a client error the server reports (metrics count it on its own)."""
-
-
-def problem_body(
-    status: int, detail: str | None, ext: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The RFC 9457 document for status, with the current request's id."""
-    known = status in HTTPStatus._value2member_map_
-    body: dict[str, Any] = {
-        "type": problem_type(status),
-        "title": HTTPStatus(status).phrase if known else "Error",
-        "status": status,
-        "detail": truncate(detail or (HTTPStatus(status).description if known else "Error")),
-    }
-    body.update(ext or {})
-    if (current := request_id.get()) is not None:
-        body["request_id"] = current
-    return body
-
-
-def problem_json(body: Mapping[str, Any]) -> str:
-    """A problem document as sent: JSON ending in a newline, like every other JSON answer (which
-    Connexion's Jsonifier ends so), so a terminal shows it on a line of its own."""
-    return jsonifier.dumps(body)
 
 
 def problem_asgi(status: int, detail: str, headers: Mapping[str, str]) -> Response:

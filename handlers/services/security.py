@@ -18,11 +18,9 @@ from typing import Any, Protocol
 
 import httpx
 import jwt
-from connexion.lifecycle import ConnexionRequest
 
-from handlers.context import app_state
 from handlers.core.errors import Unauthorized
-from handlers.settings import Settings
+from handlers.services.settings import Settings
 
 MAX_TOKEN_LENGTH = 8192
 VERIFIED_CACHE_SIZE = 10_000
@@ -284,16 +282,6 @@ class TokenVerifier:
                 self._verified.clear()
             self._verified[token] = claims
         return claims
-
-
-async def verify_bearer(token: str, request: ConnexionRequest) -> dict[str, Any]:
-    """Connexion's bearer hook: the verified claims of the request's token."""
-    try:
-        return await app_state(request.scope).verifier.verify(token)
-    except InvalidToken:
-        raise
-    except Exception as error:  # a bug here must still answer 401, never leak a 500
-        raise InvalidToken("The token could not be verified.") from error
 
 
 def mint_token(

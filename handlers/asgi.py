@@ -8,7 +8,7 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive
 
 from handlers.core.errors import PayloadTooLarge
-from handlers.problems import ClientClosed
+from handlers.http.problems import ClientClosed
 
 MAX_BODY_BYTES = 128 * 1024
 
