@@ -92,6 +92,16 @@ class RequestLogMiddleware:
         id_token, count_token = request_id.set(rid), statement_count.set([0])
         status = 500
         started = time.perf_counter()
+        observed = False
+
+        def observe() -> None:
+            """Count and time the request, once: as its answer's last part leaves, so a client
+            that has its answer finds it counted (a scrape right after sees it)."""
+            nonlocal observed
+            if not observed:
+                observed = True
+                seconds = time.perf_counter() - started
+                self.metrics.observe(_label(scope, app_path(scope)), status, seconds)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -101,6 +111,11 @@ class RequestLogMiddleware:
                 extra = scope["extensions"].get(ANSWER_HEADERS, [])
                 headers += [*extra, (HEADER, rid.encode("latin-1"))]
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                try:
+                    observe()
+                except Exception:  # a metric never fails the request it describes
+                    logger.exception("could not count a request")
             await send(message)
 
         try:
@@ -111,7 +126,7 @@ class RequestLogMiddleware:
             path = app_path(scope)
             counted = statement_count.get()
             try:
-                self.metrics.observe(_label(scope, path), status, seconds)
+                observe()  # a request that ended without a whole answer
                 if self.log_requests:
                     self._line(scope, path, status, seconds, counted)
             except Exception:  # a log line or metric never fails the request it describes
