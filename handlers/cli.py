@@ -7,15 +7,19 @@ import asyncio
 import dataclasses
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 from handlers.services.settings import (
     DEV_KEY_FILE,
+    METRICS_DIR_VARIABLE,
     Settings,
     SettingsError,
     home_for,
@@ -28,9 +32,32 @@ ENV_FILE = ".env"
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     if args.migrate:
         settings = dataclasses.replace(settings, migrate_on_start=True)
-    from handlers import root
+    settings = _prepare_database(settings)
+    workers = args.workers or settings.workers
+    with ExitStack() as stack:
+        if workers > 1:
+            # Before anything imports prometheus-client, here or in a worker (Granian forks
+            # this process): its mode is chosen once, at import.
+            _share_metrics(stack)
+        from handlers import root
 
-    root.serve(_prepare_database(settings), args.workers or settings.workers)
+        root.serve(settings, workers, stack)
+
+
+def _share_metrics(stack: ExitStack) -> None:
+    """Worker processes keep their metrics in files under PROMETHEUS_MULTIPROC_DIR, which the
+    one answering GET /metrics adds up: the operator's directory (emptied of an earlier run's
+    files), else a private one made here and removed at exit."""
+    directory = os.environ.get(METRICS_DIR_VARIABLE)
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    else:
+        directory = tempfile.mkdtemp(prefix="tasks-api-metrics-")
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        os.environ[METRICS_DIR_VARIABLE] = directory
+    from handlers.services.metrics import clear
+
+    clear(directory)
 
 
 def _prepare_database(settings: Settings) -> Settings:

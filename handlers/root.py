@@ -10,12 +10,9 @@ import contextlib
 import gc
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, nullcontext
-from pathlib import Path
 from typing import Any
 
 from connexion import AsyncApp, ConnexionMiddleware
@@ -39,7 +36,6 @@ from handlers.services.jsonifier import Orjson
 from handlers.services.metrics import Metrics
 from handlers.services.security import Clock, TokenVerifier
 from handlers.services.settings import (
-    METRICS_DIR_VARIABLE,
     Settings,
     SettingsError,
     trusted_networks,
@@ -212,15 +208,13 @@ def app_from_env() -> AsyncApp:
     return create_app(Settings.from_env())
 
 
-def serve(settings: Settings, workers: int) -> None:
-    """`tasks-api serve`: the API and /mcp over HTTP, in `workers` processes, until stopped."""
-    with ExitStack() as stack:
-        if workers > 1:  # before anything imports prometheus-client, here or in a worker
-            _share_metrics(stack)
-        if settings.server == "granian":
-            _serve_granian(settings, workers, stack)
-        else:
-            _serve_uvicorn(settings, workers, stack)
+def serve(settings: Settings, workers: int, stack: ExitStack) -> None:
+    """`tasks-api serve`: the API and /mcp over HTTP, in `workers` processes, until stopped;
+    what they share is released by stack."""
+    if settings.server == "granian":
+        _serve_granian(settings, workers, stack)
+    else:
+        _serve_uvicorn(settings, workers, stack)
 
 
 def serve_stdio(settings: Settings) -> None:
@@ -315,22 +309,6 @@ def _serve_granian(settings: Settings, workers: int, stack: ExitStack) -> None:
         workers_kill_timeout=settings.graceful_timeout_seconds,
     )
     server.serve()
-
-
-def _share_metrics(stack: ExitStack) -> None:
-    """Worker processes keep their metrics in files under PROMETHEUS_MULTIPROC_DIR, which the
-    one answering GET /metrics adds up: the operator's directory (emptied of an earlier run's
-    files), else a private one made here and removed at exit."""
-    directory = os.environ.get(METRICS_DIR_VARIABLE)
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-    else:
-        directory = tempfile.mkdtemp(prefix="tasks-api-metrics-")
-        stack.callback(shutil.rmtree, directory, ignore_errors=True)
-        os.environ[METRICS_DIR_VARIABLE] = directory
-    from handlers.services.metrics import clear
-
-    clear(directory)
 
 
 def _prepare_workers(settings: Settings, stack: ExitStack) -> None:
