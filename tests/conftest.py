@@ -12,12 +12,11 @@ import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.root import create_app
 from handlers.services.settings import Settings
 from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer, start
 from persistence.schema import upgrade
-from tests.helpers import TEST_SECRET, bearer
+from tests.helpers import TEST_SECRET, bearer, client_with
 from tests.live import REPO
 
 
@@ -84,7 +83,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 def client(settings: Settings) -> Iterator[TestClient]:
     """One app for the session, with response validation on, so every test also checks that
     responses conform to the contract."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+    with client_with(settings) as test_client:
         yield test_client
 
 

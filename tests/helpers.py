@@ -10,6 +10,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from handlers.root import create_app
-from handlers.services.security import mint_token
+from handlers.services.security import Clock, mint_token
 from handlers.services.settings import Settings
 from persistence.database_url import connect_arguments
 from tests.live import TASKS_API, LiveServer, environment, free_port
@@ -39,14 +40,21 @@ TEST_SECRET = secrets.token_urlsafe(48)
 
 @contextmanager
 def client_with(
-    settings: Settings, *, address: tuple[str, int] | None = None, **changes: Any
+    settings: Settings,
+    *,
+    address: tuple[str, int] = ("testclient", 50000),  # TestClient's own default
+    root_path: str = "",
+    clock: Clock = time.monotonic,
+    **changes: Any,
 ) -> Iterator[TestClient]:
-    """An app of its own, for a test that needs other settings (REQUIRE_IF_MATCH, a database
-    that is down, ...) or counts of its own; on the same database unless changed. address is
-    the client's (default: TestClient's)."""
-    app = create_app(dataclasses.replace(settings, **changes))
-    peer = ("testclient", 50000) if address is None else address  # TestClient's own default
-    with TestClient(app, raise_server_exceptions=False, client=peer) as test_client:
+    """The one way tests build an app: of its own, for a test that needs other settings
+    (REQUIRE_IF_MATCH, a database that is down, ...) or counts of its own; on the same
+    database unless changed. address is the client's; root_path a prefix a proxy mounts the
+    API under; clock what times the key caches."""
+    app = create_app(dataclasses.replace(settings, **changes), clock=clock)
+    with TestClient(
+        app, raise_server_exceptions=False, client=address, root_path=root_path
+    ) as test_client:
         yield test_client
 
 

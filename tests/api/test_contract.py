@@ -9,9 +9,8 @@ import inspect
 from starlette.testclient import TestClient
 
 from contracts.document import load, operations, parse
-from handlers.root import create_app
 from handlers.services.settings import Settings
-from tests.helpers import bearer
+from tests.helpers import bearer, client_with
 
 
 def operation_ids() -> set[str]:
@@ -69,7 +68,7 @@ def test_interactive_docs_are_served(client: TestClient) -> None:
 
 
 def test_under_a_root_path_the_served_contract_names_it(settings: Settings) -> None:
-    with TestClient(create_app(settings), root_path="/tasks-api") as proxied:
+    with client_with(settings, root_path="/tasks-api") as proxied:
         for path in ("/tasks-api/openapi.json", "/openapi.json"):
             served = proxied.get(path).json()
             assert served["servers"] == [{"url": "/tasks-api"}]

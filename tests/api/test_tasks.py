@@ -7,9 +7,8 @@ import uuid
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.root import create_app
 from handlers.services.settings import Settings
-from tests.helpers import create
+from tests.helpers import client_with, create
 
 
 def test_create_returns_the_task_with_defaults_and_location(
@@ -282,8 +281,7 @@ def test_location_and_allow_are_right_under_a_root_path(
     """Behind a proxy that mounts the API under /tasks-api (ASGI root_path), whether the server
     puts the prefix in `path` (as the ASGI spec now says) or leaves it out (older servers)."""
     path = request_path.format(user=user)
-    app = create_app(settings)
-    with TestClient(app, root_path="/tasks-api", raise_server_exceptions=False) as proxied:
+    with client_with(settings, root_path="/tasks-api") as proxied:
         created = proxied.post(path, json={"title": "x"}, headers=auth)
         assert created.headers["location"] == f"/tasks-api/api/{user}/tasks/{created.json()['id']}"
         refused = proxied.delete(path, headers=auth)

@@ -5,7 +5,6 @@ the key cache runs on a clock the tests move, so nothing here sleeps."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -15,15 +14,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from typing import Any
 
 import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.root import create_app
 from handlers.services.settings import Settings
-from tests.helpers import TEST_SECRET, parse, value
+from tests.helpers import TEST_SECRET, client_with, parse, value
 from tests.identity.jwks_server import JwksServer, SigningKey
 
 ISSUER_PATH = "/.well-known/jwks.json"
@@ -68,25 +67,19 @@ AppFactory = Callable[..., TestClient]
 @pytest.fixture
 def app_with(settings: Settings, jwks: JwksServer, clock: Clock) -> Iterator[AppFactory]:
     """Start an app that trusts the test JWKS (plus any setting overrides)."""
-    clients: list[TestClient] = []
+    with ExitStack() as started:
 
-    def start(**overrides: Any) -> TestClient:
-        configured = dataclasses.replace(
-            settings,
-            jwt_jwks_url=jwks.base_url + ISSUER_PATH,
-            jwt_leeway_seconds=LEEWAY,
-            jwt_jwks_cache_seconds=TTL,
-            jwt_jwks_cooldown_seconds=COOLDOWN,
-            jwt_jwks_timeout_seconds=TIMEOUT,
-            **overrides,
-        )
-        client = TestClient(create_app(configured, clock=clock), raise_server_exceptions=False)
-        clients.append(client.__enter__())
-        return client
+        def start(**overrides: Any) -> TestClient:
+            trusted = {
+                "jwt_jwks_url": jwks.base_url + ISSUER_PATH, "jwt_leeway_seconds": LEEWAY,
+                "jwt_jwks_cache_seconds": TTL, "jwt_jwks_cooldown_seconds": COOLDOWN,
+                "jwt_jwks_timeout_seconds": TIMEOUT,
+            }  # fmt: skip
+            return started.enter_context(
+                client_with(settings, clock=clock, **{**trusted, **overrides})
+            )
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
+        yield start
 
 
 def claims(user: str, **overrides: Any) -> dict[str, Any]:

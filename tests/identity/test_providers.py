@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.root import create_app
 from handlers.services.settings import Settings
 from tests.docs import provider_settings
+from tests.helpers import client_with
 from tests.identity.jwks_server import JwksServer, SigningKey
 
 PROVIDERS = {
@@ -41,7 +41,7 @@ def deployment(
         printed = provider_settings(provider)
         env = {k: v.replace(public_url, jwks.base_url) for k, v in printed.items()}
         settings = Settings.from_env({**env, "DATABASE_URL": database_url})
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        with client_with(settings) as client:
             yield client, key, jwks.base_url, printed
 
 
