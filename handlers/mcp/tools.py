@@ -41,8 +41,8 @@ def json_schema(document: Document, node: Any) -> Any:
         return json_schema(document, merged)
     schema: dict[str, Any] = {}
     for key, value in node.items():
-        if key in _DROPPED or key.startswith("x-"):
-            continue
+        if key in _DROPPED or (key.startswith("x-") and key != "x-pattern-message"):
+            continue  # the pattern's words stay: a refusal says them, not the pattern
         if key == "properties":
             schema[key] = {name: json_schema(document, sub) for name, sub in value.items()}
         elif key in _SUBSCHEMAS and isinstance(value, dict | list):

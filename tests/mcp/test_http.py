@@ -226,6 +226,9 @@ ARGUMENTS = "The arguments are invalid (1 error). "
         ("complete_task", {"task_id": str(uuid.uuid4()), "completed": "yes"},
          ARGUMENTS + "completed: must be of type boolean."),
         ("delete_task", {"task_id": str(uuid.uuid4())}, "The user has no task with this id."),
+        ("add_task", {"title": "x", "idempotency_key": "naïve"},
+         ARGUMENTS + "idempotency_key: must be visible ASCII characters or spaces, and not "
+         "empty."),
     ],
 )  # fmt: skip
 def test_bad_input_is_a_failed_call_that_says_why(
