@@ -1,7 +1,7 @@
 """Rate limits, counted in PostgreSQL so every worker and host shares them exactly.
 
-Per user: at most RATE_LIMIT_PER_MINUTE authenticated requests per calendar minute (MCP tool
-calls included: they are requests of this pipeline). Per client address (behind trusted
+Per user: at most RATE_LIMIT_PER_MINUTE authenticated requests per calendar minute (every
+POST to /mcp and every stdio tool call included). Per client address (behind trusted
 proxies, the client's own: handlers/http/forwarded.py): at most AUTH_FAILURE_LIMIT_PER_MINUTE
 requests that fail authentication; past it, that address's failing requests get 429 for the
 rest of the minute (from each worker as soon as that worker sees one more of its failures),
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from handlers.core.errors import TooManyRequests
 from handlers.http.problems import problem_asgi
 from handlers.services.logs import ANSWER_HEADERS
-from handlers.services.state import COUNTED, app_state
+from handlers.services.state import app_state
 from persistence import rate_limits
 from persistence.database import DatabaseUnavailable
 
@@ -81,9 +81,7 @@ class UserQuota:
 
 
 class UserRateLimitMiddleware:
-    """After security (it needs the token's subject); before anything else is done for it. A
-    request already counted (an MCP tool call served in process, counted as its POST to /mcp)
-    is not counted again."""
+    """After security (it needs the token's subject); before anything else is done for it."""
 
     def __init__(self, app: ASGIApp, *, quota: UserQuota) -> None:
         self.app = app
@@ -92,7 +90,7 @@ class UserRateLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extensions = scope.get("extensions", {})
         user = extensions.get("connexion_context", {}).get("user")
-        if scope["type"] == "http" and user is not None and not extensions.get(COUNTED):
+        if scope["type"] == "http" and user is not None:
             await self.quota.admit(scope, str(user))
         await self.app(scope, receive, send)
 

@@ -37,7 +37,6 @@ from handlers.asgi import MAX_BODY_BYTES, read_body, replay
 from handlers.core.errors import MethodNotAllowed, Unauthorized
 from handlers.core.problems import PROBLEM_JSON, problem_body, problem_json
 from handlers.mcp.server import Caller, invalid_request_id
-from handlers.services.logs import SCOPE_KEY
 from handlers.services.security import TokenVerifier
 from handlers.services.settings import Settings
 from handlers.services.state import app_path, app_state
@@ -79,9 +78,8 @@ async def caller(ctx: ServerRequestContext[Any, Any]) -> Caller:
     user = scope.get("user")
     if not isinstance(user, AuthenticatedUser):  # the SDK answered 401 before; never reached
         raise PermissionError("no verified token on this request")
-    request_id = scope.get("extensions", {}).get(SCOPE_KEY)
     return Caller(
-        str(user.access_token.subject), scope["state"], scope.get("root_path", ""), request_id,
+        str(user.access_token.subject), scope["state"], scope.get("root_path", ""),
         counted=True,  # its POST to /mcp was (handlers/mcp/http.py: _Gate)
     )  # fmt: skip
 

@@ -47,13 +47,12 @@ Operation = Callable[..., Awaitable[Answer]]
 @dataclass(frozen=True)
 class Caller:
     """Who calls and where: the token's subject, the process's state (its AppState), the path
-    prefix the API is served under, the MCP request's id, and whether the call was already
-    counted against the user's quota (as its POST to /mcp)."""
+    prefix the API is served under, and whether the call was already counted against the
+    user's quota (as its POST to /mcp)."""
 
     subject: str
     state: Mapping[str, Any]
     root_path: str = ""
-    request_id: str | None = None
     counted: bool = False
 
 

@@ -14,9 +14,6 @@ if TYPE_CHECKING:
     from handlers.services.security import TokenVerifier
 
 STATE_KEY = "tasks_api"
-# Set (under the ASGI scope's "extensions") on a request already counted against its user's
-# rate limit, so a tool call served in process is one request, not two.
-COUNTED = "tasks_api.counted"
 
 
 @dataclass(frozen=True)

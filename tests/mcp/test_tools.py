@@ -105,7 +105,7 @@ class RecordingOperation:
 def call_through(operation: RecordingOperation, arguments: dict[str, Any]) -> Any:
     services = object()
     state = {STATE_KEY: SimpleNamespace(services=services, metrics=None)}
-    caller = Caller("ann", state, root_path="/v1", request_id="rid-7")
+    caller = Caller("ann", state, root_path="/v1")
 
     async def resolve(_ctx: Any) -> Caller:
         return caller
