@@ -34,6 +34,7 @@ from handlers.http.problems import register_problem_handlers
 from handlers.http.validation import VALIDATOR_MAP
 from handlers.services.jsonifier import Orjson
 from handlers.services.metrics import Metrics
+from handlers.services.rate_counter import counting
 from handlers.services.security import Clock, TokenVerifier
 from handlers.services.settings import (
     Settings,
@@ -96,6 +97,9 @@ def create_app(
                 watcher=metrics,
             ) as database,
             mcp_serving() as mcp_endpoint,
+            counting(
+                database, settings.rate_limit_mode, settings.rate_limit_sync_ms / 1000
+            ) as counter,
         ):
             if database.trouble is not None:
                 logger.warning("database not reachable at start (%s); answering 503 until it is",
@@ -120,7 +124,11 @@ def create_app(
                 )
                 yield {
                     STATE_KEY: AppState(
-                        services=services, verifier=verifier, mcp=mcp_endpoint, metrics=metrics
+                        services=services,
+                        verifier=verifier,
+                        counter=counter,
+                        mcp=mcp_endpoint,
+                        metrics=metrics,
                     )
                 }
             finally:

@@ -1,4 +1,5 @@
-"""Rate limits, counted in PostgreSQL so every worker and host shares them exactly.
+"""Rate limits, counted in PostgreSQL so every worker and host shares them (exactly, or within
+the bound of the batched mode: handlers/services/rate_counter.py).
 
 Per user: at most RATE_LIMIT_PER_MINUTE authenticated requests per calendar minute (every
 POST to /mcp and every stdio tool call included). Per client address (behind trusted
@@ -23,10 +24,9 @@ from handlers.core.errors import TooManyRequests
 from handlers.http.problems import problem_asgi
 from handlers.services.logs import ANSWER_HEADERS
 from handlers.services.state import app_state
-from persistence import rate_limits
 from persistence.database import DatabaseUnavailable
+from persistence.rate_limits import WINDOW_SECONDS
 
-WINDOW_SECONDS = 60
 logger = logging.getLogger(__name__)
 
 
@@ -67,8 +67,7 @@ class UserQuota:
         errors raised further in included, carries the RateLimit fields."""
         if not self.per_minute:
             return
-        async with app_state(scope).database.connection() as db:
-            count = await rate_limits.hit(db, bucket("user", user))
+        count = await app_state(scope).counter.hit(bucket("user", user))
         reset = max(1, math.ceil(count.reset_seconds))
         fields = _fields("per-user", self.per_minute, count.hits, reset)
         if count.hits > self.per_minute:
@@ -135,8 +134,7 @@ class AuthFailureLimitMiddleware:
                 reset = self._blocked_for(address)
                 if reset is None:  # not known to be over: count this failure in the shared store
                     try:
-                        async with app_state(scope).database.connection() as db:
-                            count = await rate_limits.hit(db, bucket("auth", address))
+                        count = await app_state(scope).counter.hit(bucket("auth", address))
                     except DatabaseUnavailable:  # outside the problem renderer: fail open, 401
                         logger.warning("could not count a failed authentication: database down")
                         await send(message)

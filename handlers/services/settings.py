@@ -140,6 +140,9 @@ class Settings:
     workers: int = 1
     rate_limit_per_minute: int = 600
     auth_failure_limit_per_minute: int = 60
+    # How processes count requests against the shared limits (handlers/services/rate_counter.py).
+    rate_limit_mode: Literal["batched", "exact"] = "batched"
+    rate_limit_sync_ms: int = 100
     metrics_token: str | None = None
     server: Literal["uvicorn", "granian"] = "uvicorn"
     # Peers whose X-Forwarded-For (or Forwarded) names the client; none by default.
@@ -244,6 +247,8 @@ class Settings:
             auth_failure_limit_per_minute=numeric(
                 "AUTH_FAILURE_LIMIT_PER_MINUTE", 60, 0, 1_000_000
             ),
+            rate_limit_mode=choice("RATE_LIMIT_MODE", ("batched", "exact"), "batched"),
+            rate_limit_sync_ms=numeric("RATE_LIMIT_SYNC_MS", 100, 10, 10_000),
             metrics_token=text("METRICS_TOKEN"),
             server=server,
             forwarded_allow_ips=words("FORWARDED_ALLOW_IPS"),

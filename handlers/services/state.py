@@ -11,6 +11,7 @@ from persistence.database import Database
 
 if TYPE_CHECKING:
     from handlers.services.metrics import Metrics
+    from handlers.services.rate_counter import RateCounter
     from handlers.services.security import TokenVerifier
 
 STATE_KEY = "tasks_api"
@@ -23,6 +24,7 @@ class AppState:
 
     services: Services
     verifier: TokenVerifier
+    counter: RateCounter  # counts requests against the rate limits (services/rate_counter.py)
     mcp: Callable[..., Awaitable[None]] | None = None  # the /mcp endpoint (an ASGI app)
     metrics: Metrics | None = None  # what GET /metrics reports (handlers/services/metrics.py)
 

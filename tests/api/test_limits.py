@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from handlers.services.settings import Settings
@@ -102,15 +103,19 @@ def test_a_subject_of_any_length_is_counted(settings: Settings) -> None:
     assert response.headers["ratelimit"].startswith('"per-user";r=4;')
 
 
-def test_with_the_database_down_limits_fail_open_to_the_usual_answers(settings: Settings) -> None:
+@pytest.mark.parametrize("mode", ["batched", "exact"])
+def test_with_the_database_down_limits_fail_open_to_the_usual_answers(
+    settings: Settings, mode: str
+) -> None:
     dead = "postgresql://u@127.0.0.1:1/none"
-    with limited(settings, database_url=dead, rate_limit_per_minute=5,
+    with limited(settings, database_url=dead, rate_limit_per_minute=5, rate_limit_mode=mode,
                  auth_failure_limit_per_minute=3) as client:  # fmt: skip
         refused = client.get("/api/x/tasks", headers={"Authorization": "Bearer nope"})
         counted = client.get("/api/x/tasks", headers=bearer("x"))
-    assert refused.status_code == 401  # not counted, never a 500
+    assert refused.status_code == 401  # never a 500
     assert refused.headers["content-type"] == "application/problem+json"
-    assert counted.status_code == 503  # the quota cannot be checked: the database is down
+    # exact: the quota cannot be checked; batched: counted, then the operation cannot run
+    assert counted.status_code == 503
     assert counted.headers["retry-after"]
 
 
@@ -129,3 +134,38 @@ def test_old_windows_are_removed_by_the_request_that_opens_a_window(
     assert left == []
     mine = sql(database_url, "SELECT hits FROM rate_limits WHERE bucket = $1", f"user:{user}")
     assert [row["hits"] for row in mine] == [1]
+
+
+def hits_stored(database_url: str, user: str) -> int:
+    from tests.helpers import sql
+
+    rows = sql(database_url, "SELECT coalesce(sum(hits), 0) AS n FROM rate_limits"
+               " WHERE bucket = $1", f"user:{user}")  # fmt: skip
+    return int(rows[0]["n"])
+
+
+def test_batched_a_request_under_its_limit_makes_no_database_call_for_it(
+    settings: Settings, database_url: str
+) -> None:
+    """The default mode: counted in the process, sent to the shared store once per interval
+    (here longer than the test) and when the process stops."""
+    user = f"batched-{uuid.uuid4().hex[:8]}"
+    with limited(settings, rate_limit_per_minute=100, rate_limit_sync_ms=10_000) as client:
+        statuses = [client.get(f"/api/{user}/tasks", headers=bearer(user)).status_code
+                    for _ in range(5)]  # fmt: skip
+        while_serving = hits_stored(database_url, user)
+    assert statuses == [200] * 5
+    assert while_serving == 0
+    assert hits_stored(database_url, user) == 5  # sent as the process stopped
+
+
+def test_exact_mode_counts_each_request_in_the_shared_store_before_answering(
+    settings: Settings, database_url: str
+) -> None:
+    user = f"exact-{uuid.uuid4().hex[:8]}"
+    with limited(settings, rate_limit_per_minute=100, rate_limit_mode="exact") as client:
+        stored = []
+        for _ in range(3):
+            assert client.get(f"/api/{user}/tasks", headers=bearer(user)).status_code == 200
+            stored.append(hits_stored(database_url, user))
+    assert stored == [1, 2, 3]
