@@ -18,6 +18,7 @@ from typing import Any
 from connexion import AsyncApp, ConnexionMiddleware
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
+from connexion.middleware.context import ContextMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 
 from contracts.document import load
@@ -28,7 +29,7 @@ from handlers.http.edge import EdgeMiddleware
 from handlers.http.forwarded import ClientAddressMiddleware
 from handlers.http.limits import AuthFailureLimitMiddleware, UserQuota, UserRateLimitMiddleware
 from handlers.http.observe import MetricsMiddleware, RequestLogMiddleware
-from handlers.http.operations import resolver
+from handlers.http.operations import OperationsApp, resolver
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.problems import register_problem_handlers
 from handlers.http.validation import VALIDATOR_MAP
@@ -138,12 +139,18 @@ def create_app(
     contract = load()
     quota = UserQuota(settings.rate_limit_per_minute)  # every door's requests count alike
     # Response validation routes every request to an operation; leave it out when it is off.
+    # Connexion's ContextMiddleware only sets the context variables of its own handler
+    # decorators, which OperationsApp replaces.
     pipeline = [
         m
         for m in ConnexionMiddleware.default_middlewares
-        if settings.validate_responses or m is not ResponseValidationMiddleware
+        if (settings.validate_responses or m is not ResponseValidationMiddleware)
+        and m is not ContextMiddleware
     ]
     app = AsyncApp(__name__, lifespan=lifespan, middlewares=pipeline, jsonifier=Jsonifier(Orjson))
+    # The operations are called by our innermost app (handlers/http/operations.py); the
+    # pipeline is built around it when the app first runs.
+    app._middleware_app = app.middleware.app = OperationsApp()
     options: dict[type, dict[str, Any]] = {
         AuthoredSpecMiddleware: {"document": contract},
         RequestLogMiddleware: {"log_requests": settings.access_log, "metrics": metrics},

@@ -1,27 +1,39 @@
-"""The HTTP door to the operations: Connexion resolves each operationId to the operation in
-handlers/, wrapped here so that it gets a Context built once from the request, and its Answer
-becomes Connexion's reply."""
+"""The HTTP door to the operations: the innermost app of Connexion's pipeline. By the time a
+request gets here, Connexion's middlewares have routed it to an operationId, checked its token
+and validated it against the contract; this app calls the operation in handlers/ with a Context
+built from the request and the validated arguments, and writes its Answer.
+
+It takes the place of Connexion's own innermost app, whose decorators rebuild themselves and
+inspect the handler's signature on every request, wrap the request in two request objects and
+parse the query string and the body again: everything per operation is worked out once here,
+from the operation as Connexion read it from the contract (its resolved parameters, body and
+responses), and a request costs a dictionary lookup, its arguments and one write."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
-from connexion.context import operation as current_operation
-from connexion.context import scope as request_scope
+from connexion.apps.asynchronous import AsyncApi, AsyncASGIApp
+from connexion.decorators.parameter import sanitized
+from connexion.operations import AbstractOperation
 from connexion.resolver import RelativeResolver
-from connexion.utils import get_function_from_name
-from starlette.responses import Response
-from starlette.types import Scope
+from connexion.utils import boolean
+from starlette.types import Receive, Scope, Send
 
 from handlers.core.answer import Answer
 from handlers.core.context import Context
+from handlers.services.jsonifier import encode
 from handlers.services.state import app_state, full_path
 
 Operation = Callable[..., Awaitable[Answer]]
-Reply = tuple[Any, int, dict[str, str]] | Response
 ROOT = "handlers"  # where operationIds resolve: tasks.create_task is handlers.tasks.create_task
+# Where the request validator leaves the body it parsed and checked (handlers/http/validation.py).
+VALIDATED_BODY = "tasks_api.body"
+_COERCE: dict[str, Callable[[str], Any]] = {"integer": int, "number": float, "boolean": boolean}
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -44,37 +56,97 @@ def context_for(scope: Scope, user_id: str | None) -> Context:
     )
 
 
-def reply(answer: Answer) -> Reply:
-    """The Answer as Connexion's reply, with the media type the contract declares for its
-    status: Connexion merges the media types of all of an operation's responses and cannot
-    choose between application/json and application/problem+json (spec-first/connexion#1956)."""
-    headers = dict(answer.headers)
-    if answer.body is None:  # e.g. 204: no body, so no Content-Type either
-        return Response(status_code=answer.status, headers=headers)
-    declared = current_operation.response_definition(str(answer.status)).get("content", {})
-    if len(declared) == 1:
-        headers["Content-Type"] = next(iter(declared))
-    return answer.body, answer.status, headers
+class Endpoint:
+    """One operation of the contract, as this app calls it."""
+
+    def __init__(self, operation: AbstractOperation) -> None:
+        self.function: Operation = operation.function
+        accepts = set(inspect.signature(self.function).parameters)
+        parameters = {(p["in"], p["name"]): p for p in operation.parameters}.values()
+        # (name in the route, argument) of each path parameter the operation takes
+        self.path = [
+            (p["name"].replace("-", "_"), sanitized(p["name"]))
+            for p in parameters
+            if p["in"] == "path" and sanitized(p["name"]) in accepts
+        ]
+        # name -> (argument, conversion) of each query parameter it takes; defaults apart
+        self.query: dict[str, tuple[str, Callable[[str], Any]]] = {}
+        self.defaults: dict[str, Any] = {}
+        for p in parameters:
+            argument, schema = sanitized(p["name"]), p.get("schema", {})
+            if p["in"] != "query" or argument not in accepts:
+                continue
+            if schema.get("type") in ("array", "object"):
+                raise ValueError(f"query parameter {p['name']!r}: only single values are read")
+            self.query[p["name"]] = (argument, _COERCE.get(schema.get("type", ""), str))
+            if "default" in schema:
+                self.defaults[argument] = schema["default"]
+        body_name = sanitized(operation.body_name("application/json"))
+        takes_body = operation.is_request_body_defined and body_name in accepts
+        self.body = body_name if takes_body else None
+        schema = operation.body_schema() if self.body else {}
+        self.empty_body = schema.get("default", {})  # what an absent body is taken as
+        # The media type of each status's body, where the contract declares exactly one.
+        self.media = {
+            str(status): next(iter(response["content"]))
+            for status, response in operation.responses.items()
+            if len(response.get("content", {})) == 1
+        }
+
+    def arguments(self, scope: Scope) -> dict[str, Any]:
+        """The operation's arguments from the validated request."""
+        found = dict(self.defaults)
+        routed = scope.get("path_params", {})
+        for name, argument in self.path:
+            found[argument] = routed[name]
+        if self.query and scope["query_string"]:
+            for name, value in parse_qsl(scope["query_string"].decode("latin-1"), True):
+                known = self.query.get(name)
+                if known is not None:
+                    found[known[0]] = known[1](value)
+        if self.body is not None:
+            extensions = scope.get("extensions", {})
+            if VALIDATED_BODY in extensions:
+                found[self.body] = extensions[VALIDATED_BODY]
+            else:
+                found[self.body] = copy.deepcopy(self.empty_body)
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("extensions", {}).get("connexion_context", {}).get("user")
+        answer = await self.function(context_for(scope, user), **self.arguments(scope))
+        await self.write(answer, send)
+
+    async def write(self, answer: Answer, send: Send) -> None:
+        """The Answer as the response, with the media type the contract declares for its
+        status (Connexion merges the media types of all of an operation's responses and cannot
+        choose between application/json and application/problem+json: spec-first/connexion#1956)."""
+        headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in answer.headers.items()
+        ]
+        body = b""
+        if answer.body is not None:
+            body = encode(answer.body)
+            media = self.media.get(str(answer.status), "application/json")
+            headers.append((b"content-length", str(len(body)).encode()))
+            headers.append((b"content-type", media.encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
-def handler(operation: Operation) -> Callable[..., Awaitable[Reply]]:
-    """operation as Connexion calls a handler: with the request's arguments by name (the
-    signature Connexion inspects is the operation's without its Context)."""
-    signature = inspect.signature(operation)
-    arguments = [p for name, p in signature.parameters.items() if name != "ctx"]
+class _Operations(AsyncApi):  # type: ignore[misc]
+    def make_operation(self, operation: AbstractOperation) -> Endpoint:
+        return Endpoint(operation)
 
-    async def call(**kwargs: Any) -> Reply:
-        user = request_scope.get("extensions", {}).get("connexion_context", {}).get("user")
-        return reply(await operation(context_for(request_scope, user), **kwargs))
 
-    call.__signature__ = signature.replace(parameters=arguments)  # type: ignore[attr-defined]
-    call.__name__ = call.__qualname__ = operation.__name__
-    call.__doc__ = operation.__doc__
-    return call
+class OperationsApp(AsyncASGIApp):  # type: ignore[misc]
+    """Connexion's innermost app with our endpoints: each request goes to its operationId's
+    Endpoint; what has none (no route) goes on to Connexion's router, which answers 404."""
+
+    api_cls = _Operations
 
 
 def resolver() -> RelativeResolver:
-    """Connexion's resolver for the contract's operationIds, each one's operation wrapped."""
-    return RelativeResolver(
-        ROOT, function_resolver=lambda name: handler(get_function_from_name(name))
-    )
+    """Connexion's resolver for the contract's operationIds: the operations themselves."""
+    return RelativeResolver(ROOT)

@@ -8,7 +8,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
 from connexion.lifecycle import ConnexionRequest
@@ -17,13 +16,14 @@ from connexion.validators import (
     JSONResponseBodyValidator,
     ParameterValidator,
 )
-from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.datastructures import Headers, QueryParams
 from starlette.types import Receive, Scope
 
 from handlers.asgi import read_body, replay
 from handlers.core.errors import BadRequest, FieldError, UnsupportedMediaType, truncate
 from handlers.core.schema_errors import MAX_NAME, schema_errors
 from handlers.core.validation import FORMAT_CHECKER, unstorable_strings, with_defaults
+from handlers.http.operations import VALIDATED_BODY
 
 _DefaultsValidator = with_defaults(Draft4RequestValidator)
 
@@ -111,13 +111,10 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
             count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
             raise BadRequest(f"The request body is invalid ({count}).", errors)
 
-        validated = orjson.dumps(body)
-        new_scope = dict(scope)
-        new_scope["headers"] = list(scope["headers"])
-        mutable = MutableHeaders(scope=new_scope)
-        mutable["content-length"] = str(len(validated))
-        mutable["content-type"] = "application/json"
-        return replay(receive, validated), new_scope
+        # The operation is called with this very object (handlers/http/operations.py): the
+        # body is neither serialized nor parsed again.
+        scope.setdefault("extensions", {})[VALIDATED_BODY] = body
+        return replay(receive, raw), scope
 
 
 def _charset(content_type: str) -> str | None:

@@ -29,6 +29,11 @@ class Orjson:
         return orjson.loads(data)
 
 
+def encode(data: Any) -> bytes:
+    """data as an answer's body: JSON and a newline, in UTF-8."""
+    return orjson.dumps(data, default=_uuid_subclass) + b"\n"
+
+
 def dumps(data: Any) -> str:
     """data as an answer's body: JSON and a newline."""
-    return Orjson.dumps(data) + "\n"
+    return encode(data).decode()
