@@ -22,7 +22,13 @@ from starlette.types import Receive, Scope
 from handlers.asgi import read_body, replay
 from handlers.core.errors import BadRequest, FieldError, UnsupportedMediaType, truncate
 from handlers.core.schema_errors import MAX_NAME, schema_errors
-from handlers.core.validation import FORMAT_CHECKER, unstorable_strings, with_defaults
+from handlers.core.validation import (
+    FORMAT_CHECKER,
+    Check,
+    compiled,
+    unstorable_strings,
+    with_defaults,
+)
 from handlers.http.operations import VALIDATED_BODY
 
 _DefaultsValidator = with_defaults(Draft4RequestValidator)
@@ -44,8 +50,30 @@ class _Validators:
         return found[1]
 
 
+class _Checks:
+    """One compiled check per schema object (handlers/core/validation.py: compiled): a request
+    it passes is valid, and the jsonschema validator only says what is wrong with the others."""
+
+    def __init__(self) -> None:
+        self._built: dict[int, tuple[Any, Check | None]] = {}
+
+    def __call__(self, schema: dict[str, Any]) -> Check | None:
+        found = self._built.get(id(schema))
+        if found is None or found[0] is not schema:
+            found = (schema, compiled(schema))
+            self._built[id(schema)] = found
+        return found[1]
+
+
 _body_validator = _Validators(_DefaultsValidator)
 _parameter_validator = _Validators(Draft4RequestValidator)
+_check = _Checks()
+
+
+def _valid(schema: dict[str, Any], value: Any) -> bool:
+    """Whether the compiled check finds value valid (filling in the schema's defaults)."""
+    check = _check(schema)
+    return check is not None and check(value)
 
 
 def _reject_constant(name: str) -> Any:
@@ -104,9 +132,9 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
             raise UnsupportedMediaType("JSON bodies must be UTF-8 (charset=utf-8).")
 
         body = parse_json(raw)
-        errors = unstorable_strings(body) or schema_errors(
-            _body_validator(self._schema), body, "body"
-        )
+        errors = unstorable_strings(body)
+        if not errors and not _valid(self._schema, body):
+            errors = schema_errors(_body_validator(self._schema), body, "body")
         if errors:
             count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
             raise BadRequest(f"The request body is invalid ({count}).", errors)
@@ -199,9 +227,12 @@ def _parameter_errors(param: dict[str, Any], value: Any, location: str) -> list[
         if param.get("required"):
             return [{"location": location, "name": name, "detail": "is required"}]
         return []
+    schema = param.get("schema", param)
+    if _valid(schema, value):
+        return []
     # A parameter is one value: its first problem says enough (an empty value is both too
     # short and unlike the pattern).
-    found = schema_errors(_parameter_validator(param.get("schema", param)), value, location, name)
+    found = schema_errors(_parameter_validator(schema), value, location, name)
     return found[:1]
 
 
