@@ -45,7 +45,6 @@ from handlers.services.settings import (
 from handlers.services.state import STATE_KEY, AppState
 from persistence.cursors import Cursors
 from persistence.database import connect
-from persistence.schema import upgrade
 
 GC_THRESHOLD = 50_000
 logger = logging.getLogger(__name__)
@@ -106,6 +105,8 @@ def create_app(
                 logger.warning("database not reachable at start (%s); answering 503 until it is",
                                database.trouble)  # fmt: skip
             if settings.migrate_on_start:
+                from persistence.schema import upgrade  # Alembic: about 8 MB, for this only
+
                 await upgrade(database.url)
             metrics.pool_max.set(settings.db_pool_size)
             if tune_gc:

@@ -29,15 +29,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ClauseElement
 
 from persistence.database_url import Target, async_url, target
 from persistence.embedded import embedded_postgres
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Failures that mean "the database cannot serve us now", as opposed to a bug in a statement:
 # no connection, a connection lost mid-statement (asyncpg then reports InterfaceError or
@@ -152,7 +154,11 @@ def engine_for(url: str) -> AsyncEngine:
     """A SQLAlchemy engine (for migrations) that connects exactly as the app's pool does. Its
     prepared statements get unique names, as SQLAlchemy advises behind a pooler in transaction
     mode (asyncpg#837): they outlive the client on the server connection, which the next
-    `tasks-api migrate` may be given, and asyncpg's own names restart at 1 in every process."""
+    `tasks-api migrate` may be given, and asyncpg's own names restart at 1 in every process.
+    SQLAlchemy's engine is imported here, not with the module: serving never needs it (about
+    7 MB per process)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     arguments = {**target(url).arguments, "timeout": MIGRATION_CONNECT_TIMEOUT}
     dbapi = PGDialect_asyncpg.import_dbapi()  # type: ignore[no-untyped-call]
 

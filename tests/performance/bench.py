@@ -55,9 +55,19 @@ MCP_SCENARIOS = {"mcp add_task": "create", "mcp list_tasks": "list"}
 MCP_VERSION = "2026-07-28"
 COLD_TOKENS = 30_000  # more than any server answers in one run
 SERVERS = ("tasks-api", "usual", "floor")
-# tasks-api as operators may run it instead (docs/operating.md), on list and create only.
-VARIANTS = {"tasks-api granian": {"SERVER": "granian"}, "tasks-api 2 workers": {"WORKERS": "2"}}
+# tasks-api as operators may run it instead (docs/operating.md), and with its rate limiter off or
+# exact, to measure what the limiter costs, on list and create only.
+VARIANTS = {
+    "tasks-api granian": {"SERVER": "granian"},
+    "tasks-api 2 workers": {"WORKERS": "2"},
+    "tasks-api limiter off": {"RATE_LIMIT_PER_MINUTE": "0"},
+    "tasks-api 2 workers limiter off": {"WORKERS": "2", "RATE_LIMIT_PER_MINUTE": "0"},
+    "tasks-api exact limiter": {"RATE_LIMIT_MODE": "exact"},
+}
 VARIANT_SCENARIOS = ("list", "create")
+# Targets (issue 20): against the usual stack, the floor, and tasks-api itself.
+USUAL_TARGET, FLOOR_TARGET, P99_TARGET_MS = 3.0, 0.5, 150.0
+LIMITER_TARGET, WORKERS_CPU_TARGET, RSS_TARGET_MB = 0.03, 0.10, 100.0
 SCALE_ROWS, DEEP_TASKS, SMALL_TASKS, PAGE = 2_000_000, 100_000, 20, 20
 SCALE_CONNECTIONS = 16  # a user's list compared at a load below saturation
 UVICORN = [sys.executable, "-m", "uvicorn", "--log-level", "info", "--no-access-log"]
@@ -289,12 +299,12 @@ def servers(url: str, data_dir: Path) -> Iterator[dict[str, LiveServer]]:
             port = str(free_port())
             if not name.startswith("tasks-api"):
                 command = [*command, "--port", port]
-            env = environment(
-                **common, APP_ENV="production", PORT=port,
+            env = environment(**{
+                **common, "APP_ENV": "production", "PORT": port,
                 # Every request counted, none refused: what limits cost, not what they refuse.
-                RATE_LIMIT_PER_MINUTE="1000000",
-                DATA_DIR=str(data_dir), PYTHONPATH=str(REPO), **VARIANTS.get(name, {}),
-            )  # fmt: skip
+                "RATE_LIMIT_PER_MINUTE": "1000000",
+                "DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO), **VARIANTS.get(name, {}),
+            })  # fmt: skip
             started[name] = LiveServer(command, env, start_timeout=60)
             stack.callback(started[name].stop)
         yield started
@@ -460,7 +470,10 @@ def report(results: Results) -> tuple[str, dict[str, Any]]:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     labels = {"tasks-api": "uvicorn, 1 worker", "tasks-api granian": "Granian, 1 worker",
-              "tasks-api 2 workers": "uvicorn, 2 workers"}  # fmt: skip
+              "tasks-api 2 workers": "uvicorn, 2 workers",
+              "tasks-api limiter off": "uvicorn, 1 worker, limiter off",
+              "tasks-api 2 workers limiter off": "uvicorn, 2 workers, limiter off",
+              "tasks-api exact limiter": "uvicorn, 1 worker, exact limiter"}  # fmt: skip
     summary["servers"] = {}
     for name, label in labels.items():
         cells = []
@@ -471,9 +484,30 @@ def report(results: Results) -> tuple[str, dict[str, Any]]:
             cells.append(f"{m['requests_per_second']:.0f} | {m['p50_ms']:.1f} | "
                          f"{m['p99_ms']:.1f} | {m['cpu_ms_per_request']:.2f}")  # fmt: skip
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    measured = summary["servers"]
+    lines += ["", "| what | list | create |", "|---|---:|---:|"]
+    derived: dict[str, dict[str, float]] = {}
+    for scenario in VARIANT_SCENARIOS:
+        rate = {label: measured[label][scenario]["requests_per_second"] for label in measured}
+        cpu = {label: measured[label][scenario]["cpu_ms_per_request"] for label in measured}
+        derived[scenario] = {
+            "limiter cost, 1 worker": 1 - rate["uvicorn, 1 worker"]
+            / rate["uvicorn, 1 worker, limiter off"],
+            "limiter cost, 2 workers": 1 - rate["uvicorn, 2 workers"]
+            / rate["uvicorn, 2 workers, limiter off"],
+            "exact limiter cost, 1 worker": 1 - rate["uvicorn, 1 worker, exact limiter"]
+            / rate["uvicorn, 1 worker, limiter off"],
+            "CPU per request, 2 workers against 1": cpu["uvicorn, 2 workers"]
+            / cpu["uvicorn, 1 worker"] - 1,
+        }  # fmt: skip
+    summary["derived"] = derived
+    for row in derived["list"]:
+        shown = " | ".join(f"{100 * derived[sc][row]:+.1f}%" for sc in VARIANT_SCENARIOS)
+        lines.append(f"| {row} | {shown} |")
     lines.append("")
     lines.append(
-        "Peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in results.peak_rss_mb.items())
+        "Peak RSS per process (MB): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in results.peak_rss_mb.items())
     )
     if results.scale:
         lines.append("Scale: " + ", ".join(f"{k} {v:.1f}" for k, v in results.scale.items()))
@@ -488,13 +522,32 @@ def report(results: Results) -> tuple[str, dict[str, Any]]:
 def targets(summary: dict[str, Any]) -> dict[str, bool]:
     s = summary["scenarios"]
     found = {}
+    for scenario in ("list", "create", "get", "replace", "complete"):
+        ratio = s[scenario]["ratio_to_usual"]
+        found[f"{scenario} >= {USUAL_TARGET:g}x the usual stack ({ratio:.2f}x)"] = (
+            ratio >= USUAL_TARGET
+        )
     for scenario in ("list", "create"):
-        found[f"{scenario} >= 3x the usual stack"] = s[scenario]["ratio_to_usual"] >= 3
-        found[f"{scenario} >= 0.5x the floor"] = s[scenario]["ratio_to_floor"] >= 0.5
-        found[f"{scenario} p99 <= 150 ms"] = s[scenario]["tasks-api"]["p99_ms"] <= 150
+        ratio, p99 = s[scenario]["ratio_to_floor"], s[scenario]["tasks-api"]["p99_ms"]
+        found[f"{scenario} >= {FLOOR_TARGET:g}x the floor ({ratio:.2f}x)"] = ratio >= FLOOR_TARGET
+        found[f"{scenario} p99 <= {P99_TARGET_MS:g} ms ({p99:.0f} ms)"] = p99 <= P99_TARGET_MS
+    for scenario, derived in summary["derived"].items():
+        for workers in ("1 worker", "2 workers"):
+            cost = derived[f"limiter cost, {workers}"]
+            found[f"{scenario}: the limiter costs <= 3% at {workers} ({100 * cost:+.1f}%)"] = (
+                cost <= LIMITER_TARGET
+            )
+        growth = derived["CPU per request, 2 workers against 1"]
+        name = f"{scenario}: CPU per request at 2 workers within 10% of 1 ({100 * growth:+.1f}%)"
+        found[name] = growth <= WORKERS_CPU_TARGET
     for scenario, operation in MCP_SCENARIOS.items():
-        found[f"{scenario} >= 0.5x REST {operation}"] = s[scenario]["ratio_to_rest"] >= 0.5
-    found["peak RSS per worker <= 150 MB"] = summary["peak_rss_mb"]["tasks-api"] <= 150
+        ratio = s[scenario]["ratio_to_rest"]
+        found[f"{scenario} >= 0.5x REST {operation} ({ratio:.2f}x)"] = ratio >= 0.5
+    rss = {k: v for k, v in summary["peak_rss_mb"].items() if k.startswith("tasks-api")}
+    worst = max(rss.values())
+    found[f"peak RSS per worker <= {RSS_TARGET_MB:g} MB, every feature on ({worst:.0f} MB)"] = (
+        worst <= RSS_TARGET_MB
+    )
     scale = summary["scale"]
     if scale:
         found["list p50 at 2M rows within 20% of 20k"] = (

@@ -61,3 +61,20 @@ def test_no_door_imports_another_they_meet_in_the_composition_root(path: Path) -
     own = next((door for door in DOORS if under(module, (door,))), module)
     others = tuple(door for door in DOORS if door != own)
     assert sorted(n for n in imported(path) if under(n, others)) == []
+
+
+def test_serving_imports_neither_the_migration_tool_nor_sqlalchemys_engine() -> None:
+    """What a server process never uses while serving is not loaded with it: Alembic (about
+    8 MB) and SQLAlchemy's engine (about 7 MB; the statements are compiled without one)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, handlers.cli, handlers.root, handlers.mcp.http;"
+        "print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('alembic', 'mako') or m.startswith('sqlalchemy.ext.asyncio')))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert found == "[]"
