@@ -115,6 +115,7 @@ def configure(level: str, log_format: LogFormat) -> None:
     )
     _requests = None
     if log_format == "json":
+        # Bound once: a proxy from wrap_logger() would build a new bound logger on every call.
         _requests = structlog.wrap_logger(
             structlog.BytesLogger(cast(BinaryIO, _Stderr())),
             processors=[
@@ -123,7 +124,8 @@ def configure(level: str, log_format: LogFormat) -> None:
                 *stamped,
                 structlog.processors.JSONRenderer(serializer=orjson.dumps),
             ],
-        )
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        ).bind()
         if not logging.getLogger(REQUESTS).isEnabledFor(logging.INFO):
             # LOG_LEVEL above info: no request lines
             _requests = structlog.wrap_logger(structlog.ReturnLogger(), processors=[])
