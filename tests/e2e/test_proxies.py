@@ -3,7 +3,7 @@ and under Granian, with FORWARDED_ALLOW_IPS naming the proxy. Loopback has room 
 parties: the proxy connects from 127.0.0.2, an untrusted peer from another 127.x address.
 
 - 200 bad tokens from one client behind the proxy: exactly the limit are 401, the rest 429,
-  counted as one across both workers; then a valid token from that same client is served, and
+  counted as one across both workers (RATE_LIMIT_MODE=exact); then a valid token from that same client is served, and
   the probes answer; another client behind the same proxy is limited on its own.
 - An untrusted peer's X-Forwarded-For is ignored: its failures all count against its own
   address, however it varies the header.
@@ -68,6 +68,7 @@ def server(database: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
     live = start(
         database, tmp_path, "--workers", "2", SERVER=request.param, FORWARDED_ALLOW_IPS=PROXY,
         AUTH_FAILURE_LIMIT_PER_MINUTE=str(LIMIT), RATE_LIMIT_PER_MINUTE="1000000",
+        RATE_LIMIT_MODE="exact",  # "exactly the limit" across both workers
     )  # fmt: skip
     live.wait_for(WORKER_READY[request.param], count=2)
     yield live

@@ -64,8 +64,18 @@ VARIANTS = {
     "tasks-api limiter off": {"RATE_LIMIT_PER_MINUTE": "0"},
     "tasks-api 2 workers limiter off": {"WORKERS": "2", "RATE_LIMIT_PER_MINUTE": "0"},
     "tasks-api exact limiter": {"RATE_LIMIT_MODE": "exact"},
+    # The same as "tasks-api", served only in the head to head below, so that it and its twin
+    # with the limiter off have served the same requests (a server's history moves its speed).
+    "tasks-api 1 worker": {},
 }
 VARIANT_SCENARIOS = ("list", "create")
+# What the limiter costs and what a second worker costs, each pair run alternately, more
+# rounds of shorter runs than the main table: differences of a few percent need them.
+HEAD_TO_HEAD = (
+    ("tasks-api 1 worker", "tasks-api limiter off"),
+    ("tasks-api 2 workers", "tasks-api 2 workers limiter off"),
+)
+HEAD_TO_HEAD_ROUNDS, HEAD_TO_HEAD_SECONDS = 6, 4
 # Targets (issue 20): against the usual stack, the floor, and tasks-api itself.
 USUAL_TARGET, FLOOR_TARGET, P99_TARGET_MS = 3.0, 0.5, 150.0
 LIMITER_TARGET, WORKERS_CPU_TARGET, RSS_TARGET_MB = 0.03, 0.10, 100.0
@@ -352,10 +362,29 @@ def check_mcp(url: str) -> None:
             raise SystemExit(f"MCP {tool} does not succeed: {response.status_code} {response.text}")
 
 
-def servers_for(scenario: str) -> tuple[str, ...]:
+def servers_for(scenario: str, round_: int = 1) -> tuple[str, ...]:
+    """The servers a round runs scenario on, in an order that moves by one each round (what a
+    run does to the database, such as the rows creates add, falls on each server alike)."""
     if scenario in VARIANT_SCENARIOS:
-        return (*SERVERS, *VARIANTS)
-    return SERVERS if scenario in SCENARIOS else ("tasks-api",)
+        names = (*SERVERS, *(v for v in VARIANTS if v != "tasks-api 1 worker"))
+    else:
+        names = SERVERS if scenario in SCENARIOS else ("tasks-api",)
+    turn = (round_ - 1) % len(names)
+    return names[turn:] + names[:turn]
+
+
+def head_to_head(running: dict[str, LiveServer], scripts: dict[str, Path], results: Results,
+                 connections: int) -> None:  # fmt: skip
+    """Each pair of HEAD_TO_HEAD on list and create, alternately, under scenario "h2h <name>"."""
+    for round_ in range(1, HEAD_TO_HEAD_ROUNDS + 1):
+        for scenario in VARIANT_SCENARIOS:
+            for pair in HEAD_TO_HEAD:
+                for name in pair if round_ % 2 else pair[::-1]:
+                    run = drive(running[name], scripts[scenario], HEAD_TO_HEAD_SECONDS,
+                                connections)  # fmt: skip
+                    results.add(name, f"h2h {scenario}", run)
+                    rate = f"{run.requests_per_second:8.0f} req/s"
+                    print(f"head to head {round_} {scenario:6} {name:31} {rate}", file=sys.stderr)
 
 
 def benchmark(args: argparse.Namespace) -> Results:
@@ -383,7 +412,7 @@ def benchmark(args: argparse.Namespace) -> Results:
                 check_mcp(running["tasks-api"].url)
                 for round_ in range(1, args.rounds + 1):
                     for scenario in (*SCENARIOS, *MCP_SCENARIOS):
-                        for name in servers_for(scenario):
+                        for name in servers_for(scenario, round_):
                             if scenario.endswith(" cold"):  # tokens no server has seen yet
                                 requests = scenario_requests(scenario, seeded["ids"])
                                 scripts[scenario].write_text(lua(requests))
@@ -392,6 +421,7 @@ def benchmark(args: argparse.Namespace) -> Results:
                             results.add(name, scenario, run)
                             rate = f"{run.requests_per_second:8.0f} req/s"
                             print(f"round {round_} {scenario:11} {name:19} {rate}", file=sys.stderr)
+                head_to_head(running, scripts, results, args.connections)
                 for name, server in running.items():
                     results.peak_rss_mb[name] = peak_rss_mb(server.process.pid)
                     workers = int(VARIANTS.get(name, {}).get("WORKERS", "1"))
@@ -521,20 +551,41 @@ def report(results: Results) -> tuple[str, dict[str, Any]]:
                          f"{m['p99_ms']:.1f} | {m['cpu_ms_per_request']:.2f}")  # fmt: skip
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     measured = summary["servers"]
+    lines += [
+        "",
+        f"Head to head ({HEAD_TO_HEAD_ROUNDS} alternating rounds of {HEAD_TO_HEAD_SECONDS} s):",
+        "",
+        "| pair | scenario | req/s | CPU ms/req | req/s | CPU ms/req |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    rate: dict[tuple[str, str], float] = {}
+    cpu: dict[tuple[str, str], float] = {}
+    for scenario in VARIANT_SCENARIOS:
+        for pair in HEAD_TO_HEAD:
+            for name in pair:
+                rate[name, scenario] = results.median(
+                    name, f"h2h {scenario}", "requests_per_second"
+                )
+                cpu[name, scenario] = results.median(name, f"h2h {scenario}", "cpu_ms_per_request")
+            first, second = pair
+            lines.append(
+                f"| {first} / {second} | {scenario} | {rate[first, scenario]:.0f} | "
+                f"{cpu[first, scenario]:.2f} | {rate[second, scenario]:.0f} | "
+                f"{cpu[second, scenario]:.2f} |"
+            )
     lines += ["", "| what | list | create |", "|---|---:|---:|"]
     derived: dict[str, dict[str, float]] = {}
     for scenario in VARIANT_SCENARIOS:
-        rate = {label: measured[label][scenario]["requests_per_second"] for label in measured}
-        cpu = {label: measured[label][scenario]["cpu_ms_per_request"] for label in measured}
+        main = {label: measured[label][scenario]["requests_per_second"] for label in measured}
         derived[scenario] = {
-            "limiter cost, 1 worker": 1 - rate["uvicorn, 1 worker"]
-            / rate["uvicorn, 1 worker, limiter off"],
-            "limiter cost, 2 workers": 1 - rate["uvicorn, 2 workers"]
-            / rate["uvicorn, 2 workers, limiter off"],
-            "exact limiter cost, 1 worker": 1 - rate["uvicorn, 1 worker, exact limiter"]
-            / rate["uvicorn, 1 worker, limiter off"],
-            "CPU per request, 2 workers against 1": cpu["uvicorn, 2 workers"]
-            / cpu["uvicorn, 1 worker"] - 1,
+            "limiter cost, 1 worker": 1 - rate["tasks-api 1 worker", scenario]
+            / rate["tasks-api limiter off", scenario],
+            "limiter cost, 2 workers": 1 - rate["tasks-api 2 workers", scenario]
+            / rate["tasks-api 2 workers limiter off", scenario],
+            "exact limiter cost, 1 worker (main rounds)": 1
+            - main["uvicorn, 1 worker, exact limiter"] / main["uvicorn, 1 worker, limiter off"],
+            "CPU per request, 2 workers against 1": cpu["tasks-api 2 workers", scenario]
+            / cpu["tasks-api 1 worker", scenario] - 1,
         }  # fmt: skip
     summary["derived"] = derived
     for row in derived["list"]:
