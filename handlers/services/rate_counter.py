@@ -20,7 +20,8 @@ Windows are calendar minutes of the database's clock: each sync also reads that 
 process reckons minutes by it (its own clock corrected by the difference, within half a round
 trip), so every process and host agrees on when a minute turns. While the database cannot be
 reached, hits stay pending (those of past minutes are dropped: they no longer decide anything)
-and decisions go on from what is known; the first sync after it is back sends them.
+and decisions go on from what is known; the first sync after it is back sends them. What a
+process holds is bounded however many buckets a minute brings (MAX_PENDING, MAX_KNOWN).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ MODES = ("batched", "exact")
 # more, rather than wait for the interval: what bounds its memory, whatever the cardinality
 # (addresses that fail authentication, say), at a few MB.
 MAX_PENDING = 20_000
+# Shared totals a process remembers; past it, it keeps only those of the buckets it just sent
+# (a bucket forgotten is decided on this process's own hits until its next sync).
+MAX_KNOWN = 100_000
 ROWS_PER_STATEMENT = 2_000  # a sync of more buckets than this sends several statements
 
 Key = tuple[str, int]  # a bucket and the start of a window (Unix seconds, database clock)
@@ -102,6 +106,8 @@ class BatchedCounter:
             current = int(self.now() // WINDOW_SECONDS) * WINDOW_SECONDS
             # Totals of past windows decide nothing any more.
             self.known = {k: n for k, n in self.known.items() if k[1] >= current}
+            if len(self.known) > MAX_KNOWN:
+                self.known = {k: n for k, n in self.known.items() if k in self.pending}
             if not self.pending:
                 return
             self.in_flight, self.pending = self.pending, {}

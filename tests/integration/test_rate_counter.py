@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
+import pytest
 
 from handlers.services.rate_counter import BatchedCounter, ExactCounter
 from persistence.database import Database, open_database
@@ -198,3 +199,28 @@ def test_two_processes_syncing_the_same_buckets_at_once_both_commit(database_url
 
     with_database(database_url, work)
     assert [stored(database_url, b) for b in buckets] == [4] * 50
+
+
+def test_what_a_process_remembers_is_bounded(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many buckets in one minute (addresses failing authentication, say) cost a bounded
+    memory: past MAX_KNOWN, only the totals of the buckets just sent are kept."""
+    from handlers.services import rate_counter
+
+    monkeypatch.setattr(rate_counter, "MAX_KNOWN", 10)
+    prefix = f"auth:many-{uuid.uuid4().hex[:8]}"
+
+    async def work(database: Database) -> tuple[int, int]:
+        counter = BatchedCounter(database, INTERVAL)
+        for i in range(30):
+            await counter.hit(f"{prefix}-{i}")
+        await counter.sync()
+        remembered = len(counter.known)
+        await counter.hit(f"{prefix}-0")
+        await counter.sync()
+        return remembered, len(counter.known)
+
+    remembered, after = with_database(database_url, work)
+    assert remembered == 30  # one sync's worth is always kept
+    assert after == 1  # over the bound: only what that sync sent
