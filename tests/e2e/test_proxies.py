@@ -3,8 +3,9 @@ and under Granian, with FORWARDED_ALLOW_IPS naming the proxy. Loopback has room 
 parties: the proxy connects from 127.0.0.2, an untrusted peer from another 127.x address.
 
 - 200 bad tokens from one client behind the proxy: exactly the limit are 401, the rest 429,
-  counted as one across both workers (RATE_LIMIT_MODE=exact); then a valid token from that same client is served, and
-  the probes answer; another client behind the same proxy is limited on its own.
+  counted as one across both workers (in RATE_LIMIT_MODE=exact); then a valid token from that
+  same client is served, and the probes answer; another client behind the same proxy is
+  limited on its own.
 - An untrusted peer's X-Forwarded-For is ignored: its failures all count against its own
   address, however it varies the header.
 - The log line names the client the proxy saw.
