@@ -131,6 +131,8 @@ class Endpoint:
             media = self.media.get(str(answer.status), "application/json")
             headers.append((b"content-length", str(len(body)).encode()))
             headers.append((b"content-type", media.encode()))
+        elif answer.status >= 200 and answer.status not in (204, 304):
+            headers.append((b"content-length", b"0"))  # an empty body, not a chunked one
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
