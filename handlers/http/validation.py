@@ -34,45 +34,35 @@ from handlers.http.operations import VALIDATED_BODY
 _DefaultsValidator = with_defaults(Draft4RequestValidator)
 
 
-class _Validators:
-    """One jsonschema validator per schema object. Connexion creates the request validators for
-    every request; the schemas they are given live as long as the app, so theirs are reused."""
+class _PerSchema:
+    """What build makes of a schema, made once per schema object. Connexion creates the request
+    validators for every request; the schemas they are given live as long as the app, so what
+    is built from them is reused."""
 
-    def __init__(self, kind: Any) -> None:
-        self._kind = kind
+    def __init__(self, build: Callable[[dict[str, Any]], Any]) -> None:
+        self._build = build
         self._built: dict[int, tuple[Any, Any]] = {}
 
     def __call__(self, schema: dict[str, Any]) -> Any:
         found = self._built.get(id(schema))
         if found is None or found[0] is not schema:
-            found = (schema, self._kind(schema, format_checker=FORMAT_CHECKER))
+            found = (schema, self._build(schema))
             self._built[id(schema)] = found
         return found[1]
 
 
-class _Checks:
-    """One compiled check per schema object (handlers/core/validation.py: compiled): a request
-    it passes is valid, and the jsonschema validator only says what is wrong with the others."""
-
-    def __init__(self) -> None:
-        self._built: dict[int, tuple[Any, Check | None]] = {}
-
-    def __call__(self, schema: dict[str, Any]) -> Check | None:
-        found = self._built.get(id(schema))
-        if found is None or found[0] is not schema:
-            found = (schema, compiled(schema))
-            self._built[id(schema)] = found
-        return found[1]
-
-
-_body_validator = _Validators(_DefaultsValidator)
-_parameter_validator = _Validators(Draft4RequestValidator)
-_check = _Checks()
+_body_validator = _PerSchema(lambda s: _DefaultsValidator(s, format_checker=FORMAT_CHECKER))
+_parameter_validator = _PerSchema(
+    lambda s: Draft4RequestValidator(s, format_checker=FORMAT_CHECKER)
+)
+# A compiled check (handlers/core/validation.py: compiled): a request it passes is valid, and
+# the jsonschema validator only says what is wrong with the others.
+_check = _PerSchema(compiled)
 
 
 def _valid(schema: dict[str, Any], value: Any) -> bool:
     """Whether the compiled check finds value valid (filling in the schema's defaults)."""
-    check = _check(schema)
+    check: Check | None = _check(schema)
     return check is not None and check(value)
 
 

@@ -52,6 +52,11 @@ ROWS_PER_STATEMENT = 2_000  # a sync of more buckets than this sends several sta
 Key = tuple[str, int]  # a bucket and the start of a window (Unix seconds, database clock)
 
 
+def _window(now: float) -> int:
+    """The start of the minute now is in (Unix seconds)."""
+    return int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+
+
 class RateCounter(Protocol):
     """Counts one request against a bucket; returns the count it is decided on."""
 
@@ -89,9 +94,13 @@ class BatchedCounter:
         """The database's clock, as this process reckons it."""
         return self.clock() + self.offset
 
+    def _learn_clock(self, sent: float, database_now: float) -> None:
+        """The offset, from the database's clock read between sent and now."""
+        self.offset = database_now - (sent + self.clock()) / 2
+
     async def hit(self, bucket: str) -> Count:
         now = self.now()
-        window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+        window = _window(now)
         key = (bucket, window)
         mine = self.pending.get(key, 0) + 1
         self.pending[key] = mine
@@ -103,7 +112,7 @@ class BatchedCounter:
     async def sync(self) -> None:
         """Send the pending hits; learn their buckets' totals and the database's clock."""
         async with self._lock:
-            current = int(self.now() // WINDOW_SECONDS) * WINDOW_SECONDS
+            current = _window(self.now())
             # Totals of past windows decide nothing any more.
             self.known = {k: n for k, n in self.known.items() if k[1] >= current}
             if len(self.known) > MAX_KNOWN:
@@ -118,7 +127,7 @@ class BatchedCounter:
                     sent = self.clock()
                     async with self.database.connection() as db:
                         added = await rate_limits.add(db, rows)
-                    self.offset = added.now - (sent + self.clock()) / 2
+                    self._learn_clock(sent, added.now)
                     self.known.update(added.hits)
                     for key in rows:
                         del self.in_flight[key]
@@ -152,7 +161,7 @@ class BatchedCounter:
             sent = self.clock()
             async with self.database.connection() as db:
                 now = await rate_limits.clock(db)
-            self.offset = now - (sent + self.clock()) / 2
+            self._learn_clock(sent, now)
 
     @contextlib.asynccontextmanager
     async def syncing(self) -> AsyncIterator[None]:
