@@ -19,6 +19,7 @@ from connexion import AsyncApp, ConnexionMiddleware
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.middleware.context import ContextMiddleware
+from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 
 from contracts.document import load
@@ -32,7 +33,8 @@ from handlers.http.observe import MetricsMiddleware, RequestLogMiddleware
 from handlers.http.operations import OperationsApp, resolver
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.problems import register_problem_handlers
-from handlers.http.validation import VALIDATOR_MAP
+from handlers.http.security import SECURITY_MAP
+from handlers.http.validation import VALIDATOR_MAP, ContractValidation
 from handlers.services.jsonifier import Orjson
 from handlers.services.metrics import Metrics
 from handlers.services.rate_counter import counting
@@ -175,6 +177,9 @@ def create_app(
     for middleware, position in OURS:
         if middleware not in (ClientAddressMiddleware, ContractCORS) or middleware in options:
             app.add_middleware(middleware, position=position, **options.get(middleware, {}))
+    # Connexion's request validation builds its validators for every request; ours builds them
+    # once per operation. It takes that layer's place once the positions above are taken.
+    pipeline[pipeline.index(RequestValidationMiddleware)] = ContractValidation
     mcp_serving = _mount_mcp(app, contract, settings, verifier, quota)
     app.add_api(
         contract,
@@ -182,6 +187,7 @@ def create_app(
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
+        security_map=SECURITY_MAP,
     )
     register_problem_handlers(app, contract["paths"])
     return app

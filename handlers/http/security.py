@@ -3,10 +3,11 @@ Connexion hands it the request's token, and the process's verifier checks it."""
 
 from __future__ import annotations
 
-import inspect
+import functools
 from typing import Any
 
 from connexion.lifecycle import ConnexionRequest
+from connexion.security import SECURITY_HANDLERS, BearerSecurityHandler
 
 from handlers.services.security import InvalidToken
 from handlers.services.state import app_state
@@ -22,6 +23,12 @@ async def verify_bearer(token: str, request: ConnexionRequest) -> dict[str, Any]
         raise InvalidToken("The token could not be verified.") from error
 
 
-# Connexion inspects the hook's signature twice per request (does it take `request`?): a
-# signature given once makes that a quarter of the work.
-verify_bearer.__signature__ = inspect.signature(verify_bearer)  # type: ignore[attr-defined]
+class _BearerHandler(BearerSecurityHandler):  # type: ignore[misc]
+    """Connexion's bearer scheme, which asks twice per request whether the hook takes a
+    `request` or `required_scopes` argument by inspecting its signature: the answer is the
+    same every time, so it is worked out once per hook."""
+
+    _accepts_kwarg = staticmethod(functools.cache(BearerSecurityHandler._accepts_kwarg))
+
+
+SECURITY_MAP = {**SECURITY_HANDLERS, "bearer": _BearerHandler}

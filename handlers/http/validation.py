@@ -8,16 +8,24 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from connexion import utils
 from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import UnsupportedMediaTypeProblem
 from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
-from connexion.lifecycle import ConnexionRequest
+from connexion.middleware.request_validation import (
+    RequestValidationAPI,
+    RequestValidationMiddleware,
+)
+from connexion.operations import AbstractOperation
+from connexion.validators import VALIDATOR_MAP as CONNEXION_VALIDATORS
 from connexion.validators import (
     AbstractRequestBodyValidator,
     JSONResponseBodyValidator,
     ParameterValidator,
 )
 from starlette.datastructures import Headers, QueryParams
-from starlette.types import Receive, Scope
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from handlers.asgi import read_body, replay
 from handlers.core.errors import BadRequest, FieldError, UnsupportedMediaType, truncate
@@ -157,13 +165,22 @@ class StrictParameterValidator(ParameterValidator):  # type: ignore[misc]
         # builds the operation (once per middleware), so the same parameter can appear repeatedly.
         unique = {(p["in"], p["name"]): p for p in parameters}
         super().__init__(list(unique.values()), **kwargs)
+        self._known_query = {p["name"] for p in self.parameters.get("query", [])}
+        self._known_query |= self.security_query_params
 
-    def validate_request(self, request: ConnexionRequest) -> None:
+    def validate(self, scope: Scope) -> None:
+        """Raises BadRequest naming every parameter of the request that the contract refuses.
+        Read from the ASGI scope itself, as Connexion's request object would read it: the query
+        string once, the header and cookie lines only when the operation has such parameters."""
+        raw_query = QueryParams(scope.get("query_string", b""))
+        query = (
+            self.uri_parser.resolve_query({k: raw_query.getlist(k) for k in raw_query})
+            if raw_query
+            else {}
+        )
         errors: list[FieldError] = []
         if self.strict_validation:
-            unknown = self.validate_query_parameter_list(
-                request, security_params=self.security_query_params
-            )
+            unknown = set(query) - self._known_query
             errors.extend(
                 {
                     "location": "query",
@@ -172,19 +189,21 @@ class StrictParameterValidator(ParameterValidator):  # type: ignore[misc]
                 }
                 for n in sorted(unknown)
             )
-        raw_query = QueryParams(request.scope.get("query_string", b""))
         unreadable = set()
         for param in self.parameters.get("query", []):
             found = _raw_query_errors(param, raw_query.getlist(param["name"]))
             if found:
                 unreadable.add(param["name"])
                 errors.extend(found)
+        path = self.uri_parser.resolve_path(scope.get("path_params", {}))
         sources: dict[str, Callable[[str], Any]] = {
-            "path": lambda name: request.path_params.get(name.replace("-", "_")),
-            "query": lambda name: request.query_params.get(name),
-            "header": lambda name: request.headers.get(name),
-            "cookie": lambda name: request.cookies.get(name),
+            "path": lambda name: path.get(name.replace("-", "_")),
+            "query": query.get,
         }
+        if "header" in self.parameters:
+            sources["header"] = Headers(scope=scope).get
+        if "cookie" in self.parameters:
+            sources["cookie"] = HTTPConnection(scope).cookies.get
         for location, value_of in sources.items():
             for param in self.parameters.get(location, []):
                 if location != "query" or param["name"] not in unreadable:
@@ -239,3 +258,100 @@ VALIDATOR_MAP = {
     "body": MediaTypeDict({"*/*json": JSONBodyValidator}),
     "response": MediaTypeDict({"*/*json": StrictResponseValidator}),
 }
+
+
+class ValidatedOperation:
+    """One operation's request checks, in Connexion's order and with its answers: the
+    parameters, the body's media type, then the body. What Connexion's own validation layer
+    builds again for every request (the URI parser, the parameter validator, the accepted media
+    types, a body validator) is built here once per operation, and once per media type a
+    client sends (a few, bounded)."""
+
+    MAX_MEDIA_TYPES = 16
+
+    def __init__(
+        self,
+        next_app: ASGIApp,
+        *,
+        operation: AbstractOperation,
+        strict_validation: bool = False,
+        validator_map: dict[str, Any] | None = None,
+    ) -> None:
+        self.next_app = next_app
+        self._operation = operation
+        self._strict = strict_validation
+        self._validators = {**CONNEXION_VALIDATORS, **(validator_map or {})}
+        self._uri_parser = operation.uri_parser_class(
+            operation.parameters, operation.body_definition()
+        )
+        self._parameters = self._validators["parameter"](
+            operation.parameters,
+            uri_parser=self._uri_parser,
+            strict_validation=strict_validation,
+            security_query_params=[
+                scheme["name"]
+                for requirement in operation.security or []
+                for scheme in map(operation.security_schemes.__getitem__, requirement)
+                if scheme["type"] == "apiKey" and scheme["in"] == "query"
+            ],
+        )
+        consumes = operation.consumes
+        self._default_media_type = consumes[0] if consumes else "application/octet-stream"
+        self._consumes = MediaTypeDict([(c.lower(), None) for c in consumes]) if consumes else None
+        # (media type, charset) as sent -> its body validator, or None when it has none
+        self._bodies: dict[tuple[str, str], Any] = {}
+
+    def _body_validator(self, mime_type: str, encoding: str) -> Any:
+        key = (mime_type, encoding)
+        if key in self._bodies:
+            return self._bodies[key]
+        if self._consumes is not None and mime_type.lower() not in self._consumes:
+            raise UnsupportedMediaTypeProblem(
+                detail=f"Invalid Content-type ({truncate(mime_type, MAX_NAME)}), "
+                f"expected {self._operation.consumes}"
+            )
+        operation = self._operation
+        validator = None
+        schema = operation.body_schema(mime_type)
+        body = self._validators["body"].get(mime_type) if schema else None
+        if body is not None:
+            validator = body(
+                schema=schema,
+                required=operation.request_body.get("required", False),
+                nullable=utils.is_nullable(operation.body_definition(mime_type)),
+                encoding=encoding,
+                strict_validation=self._strict,
+                uri_parser=self._uri_parser,
+            )
+        if len(self._bodies) < self.MAX_MEDIA_TYPES:
+            self._bodies[key] = validator
+        return validator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._parameters.validate(scope)
+        content_type = None
+        for name, value in scope["headers"]:
+            if name.lower() == b"content-type":
+                content_type = value.decode("latin-1")
+        mime_type, encoding = utils.split_content_type(content_type)
+        validator = self._body_validator(mime_type or self._default_media_type, encoding or "utf-8")
+        if validator is not None:
+            receive, scope = await validator.wrap_receive(receive, scope=scope)
+        await self.next_app(scope, receive, send)
+
+
+class _ValidationAPI(RequestValidationAPI):  # type: ignore[misc]
+    def make_operation(self, operation: AbstractOperation) -> ValidatedOperation:
+        return ValidatedOperation(
+            self.next_app,
+            operation=operation,
+            strict_validation=self.strict_validation,
+            validator_map=self.validator_map,
+        )
+
+
+class ContractValidation(RequestValidationMiddleware):  # type: ignore[misc]
+    """Connexion's request validation layer, with its operations built once
+    (ValidatedOperation). It takes RequestValidationMiddleware's place in the pipeline."""
+
+    api_cls = _ValidationAPI

@@ -199,6 +199,22 @@ def test_body_must_be_utf8_json(
     assert_nothing_written(client, tasks_url, auth)
 
 
+def test_every_media_type_a_client_invents_is_refused_alike(
+    client: TestClient, tasks_url: str, auth: dict[str, str]
+) -> None:
+    """What the server learns per media type is bounded; a client that sends a new one with
+    every request gets the same short 415 each time, and JSON still passes afterwards."""
+    for n in range(40):
+        for content_type in (f"text/x-{n}-{'y' * 300}", f"application/json; charset=x-{n}"):
+            response = client.post(
+                tasks_url, content=b'{"title": "x"}', headers={**auth, "Content-Type": content_type}
+            )
+            problem(response, 415)
+            assert len(response.content) < 1000
+    assert_nothing_written(client, tasks_url, auth)
+    assert client.post(tasks_url, json={"title": "x"}, headers=auth).status_code == 201
+
+
 def test_json_with_utf8_charset_is_accepted(
     client: TestClient, tasks_url: str, auth: dict[str, str]
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from connexion.lifecycle import ConnexionRequest
 from connexion.uri_parsing import OpenAPIURIParser
 
 from handlers.core.errors import BadRequest
@@ -19,7 +18,7 @@ def validate(cookie: str | None) -> None:
              "headers": headers}  # fmt: skip
     parser = OpenAPIURIParser([SESSION], {})
     validator = StrictParameterValidator([SESSION], uri_parser=parser, strict_validation=True)
-    validator.validate_request(ConnexionRequest(scope, uri_parser=parser))
+    validator.validate(scope)
 
 
 @pytest.mark.parametrize(("cookie", "detail"), [(None, "is required"), ("session=short", "")])
