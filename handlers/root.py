@@ -21,6 +21,8 @@ from connexion.middleware import MiddlewarePosition
 from connexion.middleware.context import ContextMiddleware
 from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 
 from contracts.document import load
 from handlers.core.context import Services
@@ -33,6 +35,7 @@ from handlers.http.observe import MetricsMiddleware, RequestLogMiddleware
 from handlers.http.operations import OperationsApp, resolver
 from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.problems import register_problem_handlers
+from handlers.http.routing import DocsRouting, OperationRouting
 from handlers.http.security import SECURITY_MAP
 from handlers.http.validation import VALIDATOR_MAP, ContractValidation
 from handlers.services.jsonifier import Orjson
@@ -177,10 +180,17 @@ def create_app(
     for middleware, position in OURS:
         if middleware not in (ClientAddressMiddleware, ContractCORS) or middleware in options:
             app.add_middleware(middleware, position=position, **options.get(middleware, {}))
-    # Connexion's request validation builds its validators for every request; ours builds them
-    # once per operation. It takes that layer's place once the positions above are taken.
-    pipeline[pipeline.index(RequestValidationMiddleware)] = ContractValidation
     mcp_serving = _mount_mcp(app, contract, settings, verifier, quota)
+    # Three of Connexion's layers, each with a short way for the usual request: routing
+    # (handlers/http/routing.py) and request validation, which builds its validators once per
+    # operation rather than per request (handlers/http/validation.py). They take those layers'
+    # places once the positions above are taken.
+    for theirs, ours in (
+        (SwaggerUIMiddleware, DocsRouting),
+        (RoutingMiddleware, OperationRouting),
+        (RequestValidationMiddleware, ContractValidation),
+    ):
+        pipeline[pipeline.index(theirs)] = ours
     app.add_api(
         contract,
         resolver=resolver(),
