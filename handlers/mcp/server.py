@@ -246,9 +246,9 @@ def create_server(
         try:
             if admit is not None and not who.counted:
                 await admit(who)
-            invalid = unstorable_strings(arguments) or schema_errors(
-                tool.validator, arguments, "body"
-            )
+            invalid = unstorable_strings(arguments)
+            if not invalid and not (tool.check is not None and tool.check(arguments)):
+                invalid = schema_errors(tool.validator, arguments, "body")
             if invalid:  # as the published input schema says, before anything is run
                 count = f"{len(invalid)} error{'s' if len(invalid) != 1 else ''}"
                 raise _failure(400, f"The arguments are invalid ({count}).", {"errors": invalid})

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from contracts.document import Document, Operation, operations, resolve
 from handlers.core.context import Context
-from handlers.core.validation import FORMAT_CHECKER, with_defaults
+from handlers.core.validation import FORMAT_CHECKER, Check, compiled, with_defaults
 
 EXTENSION = "x-mcp-tool"
 CONTEXT_FIELDS = {f.name for f in fields(Context)}
@@ -80,6 +80,9 @@ class Tool:
     # Checks a call's arguments against input_schema, as published, formats included, and fills
     # in the contract's defaults, as the HTTP door's request validation does.
     validator: Any = field(compare=False, repr=False, default=None)
+    # The same, compiled once (handlers/core/validation.py: compiled): arguments it passes are
+    # valid and have their defaults; the validator says what is wrong with the others.
+    check: Check | None = field(compare=False, repr=False, default=None)
 
     @property
     def method(self) -> str:
@@ -194,6 +197,7 @@ def _tool(document: Document, operation: Operation, declared: dict[str, Any]) ->
         body_required=body_required,
         header_arguments=tuple(headers),
         validator=_Validator(input_schema, format_checker=FORMAT_CHECKER),
+        check=compiled(input_schema, request=False),
     )
 
 

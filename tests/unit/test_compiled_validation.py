@@ -13,8 +13,11 @@ from connexion.spec import Specification
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.document import CONTRACT
+from contracts.document import CONTRACT, load
 from handlers.core.validation import FORMAT_CHECKER, compiled, with_defaults
+from handlers.mcp.tools import tools
+
+TOOLS = list(tools(load()).values())
 
 SPEC = Specification.load(CONTRACT)
 BODIES = [
@@ -82,6 +85,23 @@ def test_a_parameter_the_compiled_check_passes_is_valid(data: Any) -> None:
         if check(copy.deepcopy(value)):
             validator = Draft4RequestValidator(schema, format_checker=FORMAT_CHECKER)
             assert list(validator.iter_errors(value)) == [], (schema, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_tool_arguments_the_compiled_check_passes_are_valid_with_the_same_defaults(
+    data: Any,
+) -> None:
+    """The MCP door's arguments: each tool's published input schema (JSON Schema 2020-12, with
+    its path, query, header and body fields side by side)."""
+    for tool in TOOLS:
+        assert tool.check is not None, tool.name
+        value = data.draw(objects(tool.input_schema))
+        checked, validated = copy.deepcopy(value), copy.deepcopy(value)
+        if tool.check(checked):
+            errors = list(tool.validator.iter_errors(validated))
+            assert errors == [], (tool.name, value, errors)
+            assert checked == validated
 
 
 def test_the_contracts_examples_pass_the_compiled_checks() -> None:
