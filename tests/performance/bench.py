@@ -67,13 +67,19 @@ VARIANTS = {
     # The same as "tasks-api", served only in the head to head below, so that it and its twin
     # with the limiter off have served the same requests (a server's history moves its speed).
     "tasks-api 1 worker": {},
+    # Two servers with the same settings, head to head too: how far apart two identical
+    # servers measure is the resolution of the comparisons above.
+    "tasks-api twin a": {"RATE_LIMIT_PER_MINUTE": "0"},
+    "tasks-api twin b": {"RATE_LIMIT_PER_MINUTE": "0"},
 }
+HEAD_TO_HEAD_ONLY = ("tasks-api 1 worker", "tasks-api twin a", "tasks-api twin b")
 VARIANT_SCENARIOS = ("list", "create")
 # What the limiter costs and what a second worker costs, each pair run alternately, more
 # rounds of shorter runs than the main table: differences of a few percent need them.
 HEAD_TO_HEAD = (
     ("tasks-api 1 worker", "tasks-api limiter off"),
     ("tasks-api 2 workers", "tasks-api 2 workers limiter off"),
+    ("tasks-api twin a", "tasks-api twin b"),
 )
 HEAD_TO_HEAD_ROUNDS, HEAD_TO_HEAD_SECONDS = 6, 4
 # Targets (issue 20): against the usual stack, the floor, and tasks-api itself.
@@ -366,7 +372,7 @@ def servers_for(scenario: str, round_: int = 1) -> tuple[str, ...]:
     """The servers a round runs scenario on, in an order that moves by one each round (what a
     run does to the database, such as the rows creates add, falls on each server alike)."""
     if scenario in VARIANT_SCENARIOS:
-        names = (*SERVERS, *(v for v in VARIANTS if v != "tasks-api 1 worker"))
+        names = (*SERVERS, *(v for v in VARIANTS if v not in HEAD_TO_HEAD_ONLY))
     else:
         names = SERVERS if scenario in SCENARIOS else ("tasks-api",)
     turn = (round_ - 1) % len(names)
@@ -586,6 +592,8 @@ def report(results: Results) -> tuple[str, dict[str, Any]]:
             - main["uvicorn, 1 worker, exact limiter"] / main["uvicorn, 1 worker, limiter off"],
             "CPU per request, 2 workers against 1": cpu["tasks-api 2 workers", scenario]
             / cpu["tasks-api 1 worker", scenario] - 1,
+            "twins with the same settings (the resolution of this table)": 1
+            - rate["tasks-api twin a", scenario] / rate["tasks-api twin b", scenario],
         }  # fmt: skip
     summary["derived"] = derived
     for row in derived["list"]:
