@@ -334,7 +334,10 @@ class ValidatedOperation:
             if name.lower() == b"content-type":
                 content_type = value.decode("latin-1")
         mime_type, encoding = utils.split_content_type(content_type)
-        validator = self._body_validator(mime_type or self._default_media_type, encoding or "utf-8")
+        validator = self._body_validator(  # an empty Content-Type is a media type nobody takes
+            self._default_media_type if mime_type is None else mime_type,
+            "utf-8" if encoding is None else encoding,
+        )
         if validator is not None:
             receive, scope = await validator.wrap_receive(receive, scope=scope)
         await self.next_app(scope, receive, send)

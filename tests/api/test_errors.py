@@ -186,13 +186,19 @@ def test_oversized_body_is_413(client: TestClient, tasks_url: str, auth: dict[st
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"],
+    [
+        None,
+        "",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+    ],
 )
 def test_body_must_be_utf8_json(
     client: TestClient, tasks_url: str, auth: dict[str, str], content_type: str | None
 ) -> None:
     headers = dict(auth)
-    if content_type:
+    if content_type is not None:
         headers["Content-Type"] = content_type
     response = client.post(tasks_url, content=b'{"title": "x"}', headers=headers)
     problem(response, 415)
