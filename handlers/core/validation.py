@@ -12,7 +12,7 @@ import jsonschema
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
 
 from handlers.core.errors import FieldError, truncate
-from handlers.core.schema_errors import MAX_NAME, pointer
+from handlers.core.schema_errors import MAX_NAME, pointer, schema_errors
 from persistence import timestamps
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -127,6 +127,16 @@ def compiled(schema: dict[str, Any], *, request: bool = True) -> Check | None:
         return True
 
     return valid
+
+
+def body_errors(value: Any, check: Check | None, validator: Any) -> list[FieldError]:
+    """Every way a request body (or a tool call's arguments) is invalid: strings PostgreSQL
+    cannot store, else what its schema refuses. The compiled check answers for a valid value and
+    the validator explains the others; either fills in the schema's defaults."""
+    errors = unstorable_strings(value)
+    if not errors and not (check is not None and check(value)):
+        errors = schema_errors(validator, value, "body")
+    return errors
 
 
 def unstorable_strings(value: Any, path: tuple[Any, ...] = ()) -> list[FieldError]:

@@ -33,8 +33,8 @@ from handlers.core.schema_errors import MAX_NAME, schema_errors
 from handlers.core.validation import (
     FORMAT_CHECKER,
     Check,
+    body_errors,
     compiled,
-    unstorable_strings,
     with_defaults,
 )
 from handlers.http.operations import VALIDATED_BODY
@@ -130,9 +130,7 @@ class JSONBodyValidator(AbstractRequestBodyValidator):  # type: ignore[misc]
             raise UnsupportedMediaType("JSON bodies must be UTF-8 (charset=utf-8).")
 
         body = parse_json(raw)
-        errors = unstorable_strings(body)
-        if not errors and not _valid(self._schema, body):
-            errors = schema_errors(_body_validator(self._schema), body, "body")
+        errors = body_errors(body, _check(self._schema), _body_validator(self._schema))
         if errors:
             count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
             raise BadRequest(f"The request body is invalid ({count}).", errors)

@@ -30,8 +30,7 @@ from contracts.document import Document
 from handlers.core.answer import Answer
 from handlers.core.context import Context
 from handlers.core.errors import Problem, problem_type, truncate
-from handlers.core.schema_errors import schema_errors
-from handlers.core.validation import unstorable_strings
+from handlers.core.validation import body_errors
 from handlers.mcp import messages
 from handlers.mcp.tools import SUBJECT, Tool
 from handlers.mcp.tools import tools as tools_of
@@ -246,9 +245,7 @@ def create_server(
         try:
             if admit is not None and not who.counted:
                 await admit(who)
-            invalid = unstorable_strings(arguments)
-            if not invalid and not (tool.check is not None and tool.check(arguments)):
-                invalid = schema_errors(tool.validator, arguments, "body")
+            invalid = body_errors(arguments, tool.check, tool.validator)
             if invalid:  # as the published input schema says, before anything is run
                 count = f"{len(invalid)} error{'s' if len(invalid) != 1 else ''}"
                 raise _failure(400, f"The arguments are invalid ({count}).", {"errors": invalid})
