@@ -82,6 +82,18 @@ REPORT_INTERVAL = 10.0
 MIGRATION_CONNECT_TIMEOUT = 30.0
 # Behind a pooler in transaction mode: the first statement of every block (one round trip).
 _POOLED_BEGIN = f"BEGIN; SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT * 1000)}"
+# On a Citus coordinator, asyncpg's look-up of a type it does not know yet (our enum), once per
+# new connection, took half a second, half the statement timeout: Citus hides its shards from
+# every catalog query with a filter on each pg_class row. Nothing here needs that filter (the
+# coordinator holds no shards, and we name only our tables), so the app's sessions turn it
+# off, where Citus is installed: run once per new connection, for the session (or, behind a
+# pooler in transaction mode, where nothing may be set for the session, only to find out that
+# Citus is there: then every transaction sets it).
+_CITUS_SESSION = (
+    "SELECT set_config('citus.override_table_visibility', 'off', $1)"
+    " FROM pg_extension WHERE extname = 'citus'"
+)
+_CITUS_POOLED_BEGIN = f"{_POOLED_BEGIN}; SET LOCAL citus.override_table_visibility = off"
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 Row = dict[str, Any]
 logger = logging.getLogger(__name__)
@@ -226,6 +238,10 @@ class Connection:
         record = await self._raw.fetchrow(statement.sql, *statement.arguments(values))
         return None if record is None else dict(record)
 
+    async def execute(self, statement: Statement, **values: Any) -> None:
+        _counted()
+        await self._raw.execute(statement.sql, *statement.arguments(values))
+
 
 QueryLogger = Callable[[Any], None]
 # A statement PostgreSQL cancelled for its statement_timeout, or one the client gave up on.
@@ -271,11 +287,22 @@ class Database:
         self._loggers = loggers  # the list the pool's acquire and release hooks read
         self._watcher = watcher or _Unwatched()
         self._pooled = behind_transaction_pooler
+        self.citus = False  # Citus is installed (found by the first connection)
         self.in_use = 0  # connections handed out
         self.waiting = 0  # requests waiting for one
         self.trouble: str | None = None  # why the database is unavailable, until it is back
         self._down_since, self._recovered_at = 0.0, -REPORT_INTERVAL
         self._answered_503, self._reported, self._last_kind = 0, False, ""
+
+    @property
+    def _begin(self) -> str:
+        """The first statement of every block behind a pooler in transaction mode."""
+        return _CITUS_POOLED_BEGIN if self.citus else _POOLED_BEGIN
+
+    async def _new_connection(self, raw: asyncpg.Connection) -> None:
+        """Set up a connection the pool has just opened (see _CITUS_SESSION)."""
+        if await raw.fetchval(_CITUS_SESSION, self._pooled) is not None:
+            self.citus = True
 
     def _changed(self) -> None:
         self._watcher.pool_changed(self.pool.get_size(), self.in_use, self.waiting)
@@ -361,7 +388,7 @@ class Database:
                 self._changed()
                 try:
                     if self._pooled:
-                        async with _pooled_transaction(raw):
+                        async with _pooled_transaction(raw, self._begin):
                             yield Connection(raw)
                     elif transaction:
                         async with raw.transaction():
@@ -398,7 +425,7 @@ class Database:
                 raw = await self._acquire()
                 try:
                     if self._pooled:
-                        async with _pooled_transaction(raw):
+                        async with _pooled_transaction(raw, self._begin):
                             await raw.fetchval("SELECT 1")
                     else:
                         await raw.fetchval("SELECT 1")
@@ -439,11 +466,11 @@ def _discard(raw: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
-async def _pooled_transaction(raw: asyncpg.Connection) -> AsyncIterator[None]:
+async def _pooled_transaction(raw: asyncpg.Connection, begin: str) -> AsyncIterator[None]:
     """The block as one transaction whose statements PostgreSQL cancels after
     STATEMENT_TIMEOUT, for a pooler in transaction mode (which hands the next transaction to
     any of its server connections, so nothing may be set for the session)."""
-    await raw.execute(_POOLED_BEGIN)
+    await raw.execute(begin)
     try:
         yield
     except (*_UNAVAILABLE, asyncio.CancelledError):
@@ -488,12 +515,16 @@ async def open_database(
         for logger in loggers:
             raw.remove_query_logger(logger)
 
+    async def init(raw: asyncpg.Connection) -> None:
+        await handle._new_connection(raw)
+
     database = target(url)
     try:
         pool = await asyncpg.create_pool(
             min_size=0,  # start even while the database is down; /readyz says so
             max_size=pool_size,
             command_timeout=STATEMENT_TIMEOUT,
+            init=init,
             setup=setup,
             reset=reset,
             **_pool_arguments(database),

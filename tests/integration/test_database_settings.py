@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from handlers.services.settings import Settings
+from persistence.database import open_database
 from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer
 from tests.helpers import bearer, client_with
@@ -182,3 +183,18 @@ def test_a_password_rotated_after_start_is_503_and_logged_once(
     assert said[-1].startswith("database available again after ")
     assert not any(r.exc_info for r in caplog.records)  # no traceback per request
     assert all(rotated not in m and PASSWORD not in m for m in said)
+
+
+def test_on_a_postgresql_without_citus_no_citus_setting_is_made(database_url: str) -> None:
+    """The session settings a Citus coordinator gets (tests/citus) are made only there."""
+
+    async def look() -> tuple[bool, bool]:
+        async with open_database(database_url, pool_size=1) as database:
+            async with database.connection() as connection:
+                try:
+                    await connection._raw.fetchval("SHOW citus.override_table_visibility")
+                except asyncpg.UndefinedObjectError:
+                    return database.citus, False
+            return database.citus, True
+
+    assert asyncio.run(look()) == (False, False)

@@ -1,7 +1,9 @@
 """Ready for a distributed PostgreSQL (Citus, sharded by user_id): every key of a sharded table
-includes its distribution column, and every statement in persistence/ that touches a sharded
-table filters by that column, so each one runs on one shard (docs/operating.md: "More than one
-PostgreSQL")."""
+includes its distribution column, every statement in persistence/ that touches a sharded table
+filters by that column, so each one runs on one shard, and no INSERT into one uses what Citus
+refuses there: a subquery, or a function in ON CONFLICT DO UPDATE SET (Citus wants it IMMUTABLE;
+none we would use is). tests/citus runs every statement on a real cluster (README: "When one
+PostgreSQL is not enough")."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Delete, Insert, Select, Table, UniqueConstraint, Update
 from sqlalchemy.sql import operators, visitors
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import Exists, ScalarSelect, SelectBase
 
 import persistence
 from contracts.document import load, resolve
@@ -144,6 +148,27 @@ def _violations(statement: Any) -> Iterator[str]:
             given = {c if isinstance(c, str) else c.name for c in node._values or {}}
             if column not in given:
                 yield f"INSERT into {node.table.name} without {column}"
+            yield from _refused_by_citus(node)
+
+
+def _refused_by_citus(insert: Insert) -> Iterator[str]:
+    """What Citus refuses in an INSERT into a distributed table (a WITH it runs on its own
+    first, so the WITH of a statement is not looked at)."""
+    name = insert.table.name
+    conflict = insert._post_values_clause
+    updates = getattr(conflict, "update_values_to_set", {})
+    parts = [*(insert._values or {}).values(), *insert._returning, *updates.values()]
+    if insert.select is not None:
+        parts.append(insert.select)
+    for part in parts:
+        for node in visitors.iterate(part):
+            textual = isinstance(node, TextClause) and "select" in node.text.lower()
+            if isinstance(node, SelectBase | ScalarSelect | Exists) or textual:
+                yield f"a subquery in an INSERT into {name}"
+    for value in updates.values():
+        for node in visitors.iterate(value):
+            if isinstance(node, FunctionElement):
+                yield f"a function ({node.name}) in DO UPDATE SET of an INSERT into {name}"
 
 
 def test_every_statement_on_a_sharded_table_filters_by_its_distribution_column() -> None:
@@ -170,3 +195,30 @@ def test_the_check_finds_a_statement_that_does_not() -> None:
     ]
     for statement in unfiltered:
         assert list(_violations(statement)), statement
+
+
+def test_the_check_finds_what_citus_refuses_in_an_insert() -> None:
+    """The idempotency statement as it was before Citus was tried: a count of a WITH in
+    RETURNING, and now() in DO UPDATE SET."""
+    from sqlalchemy import bindparam, func, select, text
+    from sqlalchemy.dialects.postgresql import insert
+
+    from persistence.tables import idempotency_keys, tasks
+
+    values: dict[str, Any] = {"user_id": bindparam("user_id"), "key": bindparam("key")}
+    upsert = insert(idempotency_keys).values(**values, expires_at=func.now())
+    refused = {
+        "RETURNING (SELECT ...)": upsert.returning(text("(SELECT count(*) FROM purged) AS n")),
+        "now() in DO UPDATE SET": upsert.on_conflict_do_update(
+            index_elements=["user_id", "key"], set_={"expires_at": func.now()}
+        ),
+        "VALUES (SELECT ...)": insert(tasks).values(
+            user_id=bindparam("user_id"), title=select(tasks.c.title).limit(1).scalar_subquery()
+        ),
+    }
+    for shape, statement in refused.items():
+        assert list(_refused_by_citus(statement)), shape
+    allowed = upsert.on_conflict_do_update(
+        index_elements=["user_id", "key"], set_={"expires_at": upsert.excluded.expires_at}
+    )
+    assert list(_refused_by_citus(allowed)) == []
