@@ -1,4 +1,5 @@
-"""The `tasks-api` command: serve, serve MCP over stdio, migrate, and mint development tokens."""
+"""The `tasks-api` command: serve, serve MCP over stdio, migrate, distribute over a Citus
+cluster, and mint development tokens."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TypeVar
 
 from dotenv import load_dotenv
 
@@ -27,6 +29,7 @@ from handlers.services.settings import (
 from persistence.database import DatabaseMisconfigured, DatabaseUnavailable
 
 ENV_FILE = ".env"
+T = TypeVar("T")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -73,18 +76,38 @@ def _prepare_database(settings: Settings) -> Settings:
 
 
 async def _upgrade(settings: Settings, revision: str | None) -> str | None:
-    """Connect (refused at once when no retry can help), migrate to revision unless None, and
-    return the revision the database is at; a database that cannot be reached or refuses us is
-    said in one line (DatabaseUnavailable, DatabaseMisconfigured), never with a traceback."""
-    from persistence.database import classified, connect
+    """Connect, migrate to revision unless None, and return the revision the database is at."""
     from persistence.schema import current_revision, upgrade
+
+    async def work(url: str) -> str | None:
+        if revision is None:
+            return None
+        await upgrade(url, revision)
+        return await current_revision(url)
+
+    return await _on_database(settings, work)
+
+
+async def _distribute(settings: Settings) -> list[str]:
+    """Distribute the schema over the Citus cluster whose coordinator DATABASE_URL is."""
+    from persistence.distribution import NotDistributable
+    from persistence.schema import distribute
+
+    try:
+        return await _on_database(settings, distribute)
+    except NotDistributable as error:
+        raise SettingsError(str(error)) from error
+
+
+async def _on_database(settings: Settings, work: Callable[[str], Awaitable[T]]) -> T:
+    """work on the database's URL, once it was reached (refused at once when no retry can
+    help); a database that cannot be reached or refuses us is said in one line
+    (DatabaseUnavailable, DatabaseMisconfigured), never with a traceback."""
+    from persistence.database import classified, connect
 
     try:
         async with connect(settings.database_url, settings.data_dir, pool_size=1) as database:
-            if revision is None:
-                return None
-            await upgrade(database.url, revision)
-            return await current_revision(database.url)
+            return await work(database.url)
     except Exception as error:
         meaning = classified(error)
         if meaning is None:
@@ -156,6 +179,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     migrate = commands.add_parser("migrate", help="migrate the database schema")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    commands.add_parser(
+        "distribute",
+        help="distribute the tables over a Citus cluster by user (DATABASE_URL: its coordinator)",
+    )
     token = commands.add_parser("token", help="print a bearer token signed with the HS256 secret")
     token.add_argument("--sub", required=True, help="the user id the token is for")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
@@ -182,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.require_database()
             revision = asyncio.run(_upgrade(settings, args.revision))
             print(f"database at revision {revision}")
+        elif args.command == "distribute":
+            settings.require_database()
+            done = asyncio.run(_distribute(settings))
+            print(f"distributed by user: {', '.join(done)}" if done else "already distributed")
         else:
             _token(settings, args)
     except (SettingsError, DatabaseMisconfigured) as error:

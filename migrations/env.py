@@ -6,6 +6,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection, text
 
+from persistence import distribution
 from persistence.database import engine_for
 from persistence.tables import metadata
 
@@ -17,7 +18,11 @@ def run_on(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, compare_type=True)
     with context.begin_transaction():
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        # On a Citus cluster: triggers may be added to distributed tables, and once the schema
+        # is distributed, a table the migrations add is distributed in the same transaction.
+        distribution.before_migrations(connection)
         context.run_migrations()
+        distribution.after_migrations(connection)
 
 
 async def run_on_database_url() -> None:

@@ -1,4 +1,5 @@
-"""Runs the Alembic migrations in migrations/ from code: the app, the CLI and the tests."""
+"""Runs the Alembic migrations in migrations/ from code (the app, the CLI and the tests), and
+the distribution of the schema over a Citus cluster (persistence/distribution.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 
+from persistence import distribution
 from persistence.database import engine_for
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -50,3 +52,9 @@ async def downgrade(url: str, revision: str) -> None:
 async def current_revision(url: str) -> str | None:
     """The revision the database is at, or None before the first migration."""
     return await _run(url, lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+async def distribute(url: str) -> list[str]:
+    """Distribute the schema over the Citus cluster whose coordinator url is, in one
+    transaction; the tables distributed now (distribution.NotDistributable: it cannot be)."""
+    return await _run(url, distribution.distribute)

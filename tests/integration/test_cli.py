@@ -39,6 +39,18 @@ def test_migrate_brings_a_database_to_head(
     assert capsys.readouterr().out.splitlines() == [f"database at revision {head}"] * 2
 
 
+def test_distribute_refuses_a_postgresql_without_citus_in_one_line(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What it does on a Citus cluster: tests/citus (`make test-citus`)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    assert main(["distribute"]) == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1
+    assert "the database has no Citus extension" in said
+
+
 def test_migrate_in_production_needs_a_database_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["migrate"]) == 2
     assert "DATABASE_URL is required" in capsys.readouterr().err
