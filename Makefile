@@ -16,7 +16,7 @@ export UV_COMPILE_BYTECODE := 1
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install install-runtime run migrate test test-packages fuzz bench client client-ts stubs contract-check contract-diff lint typecheck security
+.PHONY: help install install-runtime run migrate test test-citus test-packages fuzz bench client client-ts stubs contract-check contract-diff lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -56,6 +56,19 @@ test-packages:  ## install the Debian packages the tests run (pgbouncer, chromiu
 		$(SUDO) apt-get install -y -q --no-install-recommends $$missing \
 			|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; }; \
 	fi
+
+# tasks-api on a real Citus cluster, a coordinator and two workers (tests/citus; about a minute).
+# It needs PostgreSQL 15 with Citus: CITUS_PG_BIN names its bin directory; where it is unset,
+# the team's ../shared/citus/install.sh puts Citus 13.2 into Debian's PostgreSQL 15 (these
+# machines reach only package registries) and says where it is. Elsewhere: README, "When one
+# PostgreSQL is not enough".
+CITUS_INSTALL ?= ../shared/citus/install.sh
+test-citus: install  ## tasks-api on a real Citus cluster: migrated, distributed, served, raced
+	@bin="$$CITUS_PG_BIN"; \
+	if [ -z "$$bin" ] && [ -f "$(CITUS_INSTALL)" ]; then \
+		bin=$$($(SUDO) bash "$(CITUS_INSTALL)" | tail -n 1) || exit 1; \
+	fi; \
+	CITUS_PG_BIN="$$bin" $(RUN) pytest tests/citus
 
 fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
 	$(RUN) pytest tests/fuzz

@@ -19,6 +19,16 @@ from persistence.schema import upgrade
 from tests.helpers import TEST_SECRET, bearer, client_with
 from tests.live import REPO
 
+CITUS = Path(__file__).resolve().parent / "citus"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/citus starts a Citus cluster: it runs only when named (`make test-citus`)."""
+    if collection_path != CITUS:
+        return None
+    named = (Path(argument.split("::")[0]).resolve() for argument in config.args)
+    return not any(path == CITUS or CITUS in path.parents for path in named)
+
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:

@@ -157,6 +157,14 @@ class LiveServer:
             self.process.stdout.close()
 
 
+def tasks_api(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """A `tasks-api` command that ends by itself (migrate, distribute, token), with the given
+    settings (production unless APP_ENV says otherwise), bounded in time."""
+    env = environment(**{"APP_ENV": "production", "PORT": str(free_port()), **settings})
+    return subprocess.run([str(TASKS_API), *args], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+
+
 def serve_tasks_api(data_dir: Path, secret: str, **settings: str) -> LiveServer:
     """`tasks-api serve` on a free port and its own embedded PostgreSQL, validating every
     response against the contract."""

@@ -35,21 +35,31 @@ def executable() -> str:
 
 
 class PgBouncer:
-    """PgBouncer serving every database of postgres as the role `postgres`, to clients that log
-    in as USER with PASSWORD (SCRAM), one pool per database."""
+    """PgBouncer serving every database of a PostgreSQL (the embedded one, or any other at
+    `server`, a libpq connection string) as the role `postgres`, to clients that log in as USER
+    with PASSWORD (SCRAM), one pool per database."""
 
-    def __init__(self, postgres: EmbeddedServer, pool_mode: str = "transaction") -> None:
+    def __init__(
+        self,
+        postgres: EmbeddedServer | None = None,
+        pool_mode: str = "transaction",
+        *,
+        server: str = "",
+        system_user: str = "postgres",
+    ) -> None:
         self.port = free_port()
-        # Its own world-readable directory: run as root, PgBouncer drops to the embedded
+        # Its own world-readable directory: run as root, PgBouncer drops to the PostgreSQL
         # server's user, who could not read pytest's private temporary directories.
         self.directory = Path(tempfile.mkdtemp(prefix="tasks-pgbouncer-"))
         self.directory.chmod(0o755)
-        socket_dir = parse_qs(urlsplit(postgres.url()).query)["host"][0]
+        if postgres is not None:
+            server = f"host={parse_qs(urlsplit(postgres.url()).query)['host'][0]}"
+            system_user = postgres.handle.system_user
         config = self.directory / "pgbouncer.ini"
         userlist = self.directory / "userlist.txt"
         userlist.write_text(f'"{USER}" "{PASSWORD}"\n')
         config.write_text(
-            f"[databases]\n* = host={socket_dir} user=postgres\n\n"
+            f"[databases]\n* = {server} user=postgres\n\n"
             f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\n"
             f"unix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {userlist}\n"
             f"pool_mode = {pool_mode}\nadmin_users = {USER}\n"
@@ -58,7 +68,7 @@ class PgBouncer:
             path.chmod(0o644)
         command = [executable(), str(config)]
         if os.geteuid() == 0:  # PgBouncer refuses to run as root
-            command[1:1] = ["-u", postgres.handle.system_user]
+            command[1:1] = ["-u", system_user]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.output: list[str] = []
         self._wait_until_listening(timeout=30)

@@ -7,7 +7,6 @@ says what to add. (The outage under load through PgBouncer is in tests/faults.)"
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,8 +20,9 @@ from handlers.services.settings import Settings
 from handlers.services.state import STATE_KEY
 from persistence.database import DatabaseUnavailable, open_database
 from persistence.embedded import EmbeddedServer
+from tests import flows
 from tests.helpers import FIELD, client_with
-from tests.live import TASKS_API, LiveServer, environment, free_port
+from tests.live import TASKS_API, LiveServer, environment, free_port, tasks_api
 from tests.pgbouncer import PgBouncer
 
 SECRET = "pooled-" + uuid.uuid4().hex + uuid.uuid4().hex
@@ -44,9 +44,7 @@ def pooled_url(pgbouncer: PgBouncer, create_database: Callable[[str], str]) -> s
 
 
 def command(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    env = environment(APP_ENV="production", JWT_SECRET=SECRET, PORT=str(free_port()), **settings)
-    return subprocess.run([str(TASKS_API), *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+    return tasks_api(*args, JWT_SECRET=SECRET, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -87,96 +85,22 @@ def test_the_stock_url_is_refused_at_start_saying_what_to_add(pgbouncer: PgBounc
 
 def test_the_crud_flow(server: LiveServer) -> None:
     user = new_user()
-    tasks = f"{server.url}/api/{user}/tasks"
-    with httpx.Client(headers=auth(user), timeout=10) as http:
-        created = http.post(tasks, json={"title": "pooled", "priority": "high"})
-        assert created.status_code == 201, created.text
-        task = f"{tasks}/{created.json()['id']}"
-        read = http.get(task)
-        assert read.json() == created.json()
-        assert http.get(task, headers={"If-None-Match": read.headers["etag"]}).status_code == 304
-        patched = http.patch(task, json={"title": "changed"},
-                             headers={"If-Match": read.headers["etag"],
-                                      "Content-Type": "application/merge-patch+json"})  # fmt: skip
-        assert patched.status_code == 200, patched.text
-        assert patched.json()["title"] == "changed"
-        assert http.patch(f"{task}/complete").json()["completed"] is True
-        listed = http.get(tasks, params={"completed": "true"}).json()
-        assert (listed["total"], [t["id"] for t in listed["items"]]) == (1, [read.json()["id"]])
-        assert http.delete(task).status_code == 204
-        assert http.get(task).status_code == 404
-        assert http.get(tasks).json()["total"] == 0
+    flows.crud_flow(server.url, user, auth(user))
 
 
 def test_thirty_concurrent_creates_with_one_key_make_one_task(server: LiveServer) -> None:
     user = new_user()
-    tasks = f"{server.url}/api/{user}/tasks"
-    headers = {**auth(user), "Idempotency-Key": "pooled-race"}
-
-    async def race() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=10) as http:
-            return await asyncio.gather(*(
-                http.post(tasks, json={"title": "once"}, headers=headers) for _ in range(30)
-            ))  # fmt: skip
-
-    answers = asyncio.run(race())
-    assert {a.status_code for a in answers} <= {201, 409}, [a.text for a in answers]
-    created = [a for a in answers if a.status_code == 201]
-    assert len({a.json()["id"] for a in created}) == 1
-    assert sum(a.headers.get("idempotent-replayed") != "true" for a in created) == 1
-    listed = httpx.get(tasks, headers=auth(user), timeout=10).json()
-    assert listed["total"] == len(listed["items"]) == 1
+    flows.one_key_raced(server.url, user, auth(user))
 
 
 def test_concurrent_writers_with_one_etag_change_the_task_once(server: LiveServer) -> None:
     user = new_user()
-    tasks = f"{server.url}/api/{user}/tasks"
-    made = httpx.post(tasks, json={"title": "contested"}, headers=auth(user), timeout=10)
-    task = f"{tasks}/{made.json()['id']}"
-    headers = {**auth(user), "If-Match": made.headers["etag"],
-               "Content-Type": "application/merge-patch+json"}  # fmt: skip
-
-    async def race() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=10) as http:
-            return await asyncio.gather(*(
-                http.patch(task, content=json.dumps({"title": f"writer {n}"}), headers=headers)
-                for n in range(20)
-            ))  # fmt: skip
-
-    answers = asyncio.run(race())
-    assert sorted(a.status_code for a in answers) == [200] + [412] * 19
-    winner = next(a for a in answers if a.status_code == 200)
-    now = httpx.get(task, headers=auth(user), timeout=10)
-    assert now.json()["title"] == winner.json()["title"]
-    assert now.headers["etag"] == winner.headers["etag"] == '"2"'
+    flows.one_etag_raced(server.url, user, auth(user))
 
 
 def test_totals_stay_exact_under_concurrent_writes(server: LiveServer) -> None:
     user = new_user()
-    tasks = f"{server.url}/api/{user}/tasks"
-
-    async def writes() -> None:
-        async with httpx.AsyncClient(headers=auth(user), timeout=10) as http:
-            made = await asyncio.gather(*(
-                http.post(tasks, json={"title": f"t{n}", "priority": ("low", "high")[n % 2]})
-                for n in range(30)
-            ))  # fmt: skip
-            ids = [m.json()["id"] for m in made]
-            await asyncio.gather(
-                *(http.patch(f"{tasks}/{i}/complete") for i in ids[:12]),
-                *(http.delete(f"{tasks}/{i}") for i in ids[20:]),
-            )
-
-    asyncio.run(writes())
-    with httpx.Client(headers=auth(user), timeout=10) as http:
-
-        def total(**filters: str) -> int:
-            count: int = http.get(tasks, params=filters).json()["total"]
-            return count
-
-        assert total() == 20
-        assert total(completed="true") == 12
-        assert total(completed="false", priority="high") == len([n for n in range(12, 20) if n % 2])
+    flows.totals_after_concurrent_writes(server.url, user, auth(user))
 
 
 def test_statements_per_request_are_the_operations_own_in_one_transaction(

@@ -1,0 +1,152 @@
+"""A real Citus cluster for tests: a coordinator and two workers, each a PostgreSQL 15 with
+Citus preloaded, on 127.0.0.1 only, in a temporary directory, always stopped.
+
+It is set up exactly as the README's "When one PostgreSQL is not enough" says for a
+self-hosted cluster: `shared_preload_libraries = 'citus'` on every node, the database and
+`CREATE EXTENSION citus` on every node, then `citus_set_coordinator_host` and `citus_add_node`
+on the coordinator. PostgreSQL's own binaries come from CITUS_PG_BIN (`make test-citus` sets it
+from what ../shared/citus/install.sh prints), else from `pg_config --bindir`."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.live import free_port
+
+DATABASE = "tasks"
+# What a node needs beyond PostgreSQL's defaults: Citus, loopback only, and room for the
+# connections Citus opens between nodes. Durability is off: the data is thrown away.
+SETTINGS = {
+    "shared_preload_libraries": "'citus'",
+    "listen_addresses": "'127.0.0.1'",
+    "max_connections": "300",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "citus.enable_stat_counters": "on",  # query_execution_single_shard / _multi_shard
+}
+SYSTEM_USER = "postgres"  # PostgreSQL refuses to run as root
+
+
+def bin_directory() -> Path:
+    given = os.environ.get("CITUS_PG_BIN")
+    if given:
+        return Path(given)
+    pg_config = shutil.which("pg_config")
+    if pg_config is None:
+        raise RuntimeError("no PostgreSQL with Citus: set CITUS_PG_BIN (`make test-citus` does)")
+    found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+    return Path(found.stdout.strip())
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    port: int
+    data: Path
+
+    def url(self, database: str = DATABASE) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+class Cluster:
+    """Started by start(), stopped by stop(); every node is stopped even if another fails."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self.bin = bin_directory()
+        self.root = Path(tempfile.mkdtemp(prefix="tasks-citus-"))
+        self.root.chmod(0o755)
+        names = ["coordinator", *(f"worker{n}" for n in range(1, workers + 1))]
+        self.nodes = [Node(name, free_port(), self.root / name) for name in names]
+        self.started: list[Node] = []
+
+    @property
+    def coordinator(self) -> Node:
+        return self.nodes[0]
+
+    @property
+    def workers(self) -> list[Node]:
+        return self.nodes[1:]
+
+    def _run(self, command: Sequence[str], **kwargs: object) -> str:
+        def as_postgres() -> None:
+            if os.geteuid() == 0:
+                entry = pwd.getpwnam(SYSTEM_USER)
+                os.setgid(entry.pw_gid)
+                os.setuid(entry.pw_uid)
+
+        # The nodes' own HOME: libpq, connecting node to node, looks there for client keys.
+        env = {**os.environ, "HOME": str(self.root)}
+        done = subprocess.run(
+            list(command), capture_output=True, text=True, preexec_fn=as_postgres,
+            env=env, timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def psql(self, node: Node, sql: str, database: str = DATABASE) -> str:
+        return self._run(
+            [str(self.bin / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+             "-h", "127.0.0.1", "-p", str(node.port), "-U", "postgres", "-d", database,
+             "-c", sql]
+        )  # fmt: skip
+
+    def start(self) -> Cluster:
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(SYSTEM_USER)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        for node in self.nodes:
+            self._run(
+                [str(self.bin / "initdb"), "-D", str(node.data), "-U", "postgres",
+                 "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]
+            )  # fmt: skip
+            with (node.data / "postgresql.conf").open("a") as conf:
+                for name, value in {**SETTINGS, "port": str(node.port)}.items():
+                    conf.write(f"{name} = {value}\n")
+                conf.write(f"unix_socket_directories = '{node.data}'\n")
+        for node in self.nodes:
+            self._run(
+                [str(self.bin / "pg_ctl"), "-D", str(node.data), "-l",
+                 str(node.data / "log"), "-w", "-t", "60", "start"]
+            )  # fmt: skip
+            self.started.append(node)
+        self.create_database(DATABASE)
+        return self
+
+    def create_database(self, database: str) -> str:
+        """A database of the cluster: on every node, with Citus, the workers added; its URL
+        on the coordinator."""
+        for node in self.nodes:
+            self.psql(node, f"CREATE DATABASE {database}", database="postgres")
+            self.psql(node, "CREATE EXTENSION citus", database=database)
+        self.psql(
+            self.coordinator,
+            f"SELECT citus_set_coordinator_host('127.0.0.1', {self.coordinator.port})",
+            database=database,
+        )
+        for worker in self.workers:
+            self.psql(
+                self.coordinator,
+                f"SELECT citus_add_node('127.0.0.1', {worker.port})",
+                database=database,
+            )
+        return self.coordinator.url(database)
+
+    def stop(self) -> None:
+        for node in reversed(self.started):
+            try:
+                self._run(
+                    [str(self.bin / "pg_ctl"), "-D", str(node.data), "-m", "fast", "-w", "stop"]
+                )
+            except (RuntimeError, subprocess.TimeoutExpired):
+                continue
+        self.started.clear()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,352 @@
+"""tasks-api on a real Citus cluster, set up as the README's "When one PostgreSQL is not
+enough" says: the CRUD flow, users whose rows live on different workers, one idempotency key
+raced, one ETag raced, exact totals after concurrent writes, every statement on one shard, a
+pooler in front, and migrations that still run once the tables are distributed."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from persistence.database import open_database
+from persistence.database_url import connect_arguments
+from persistence.embedded import EmbeddedServer
+from persistence.schema import downgrade
+from tests import flows
+from tests.citus.cluster import Cluster
+from tests.citus.conftest import QUOTA, SECRET, auth, new_user
+from tests.helpers import call, token_for
+from tests.live import TASKS_API, LiveServer, environment, free_port, tasks_api
+from tests.pgbouncer import PgBouncer
+from tests.unit.test_sharding import SHARDED, every_statement, sorts
+
+# What each statement's parameters are given when it is explained: any user, any task.
+SAMPLE = {
+    "user_id": "explained", "task_id": uuid.uuid4(), "after_id": uuid.uuid4(), "key": "k",
+    "fingerprint": b"f", "status": 201, "body": "{}", "headers": "{}", "ttl_seconds": 60,
+    "completed": True, "priority": "high", "title": "t", "description": "d",
+    "due_date": "2026-01-01T00:00:00Z", "version_1": 1, "versions": [1], "limit": 11,
+    "offset": 0, "bucket": "b", "buckets": ["b"], "windows": [1], "counts": [1], "hits": 1,
+}  # fmt: skip
+# A cursor's position is a due date, a priority or a title, as the page's sort says.
+AFTER_VALUES = ["2026-01-01T00:00:00Z", "medium", "t"]
+
+
+def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(**connect_arguments(url))
+        try:
+            rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
+            return rows
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def test_distribute_spreads_every_per_user_table_over_the_workers(
+    cluster: Cluster, coordinator: str
+) -> None:
+    tables = query(coordinator, "SELECT table_name::text, colocation_id FROM citus_tables")
+    assert {row[0] for row in tables} == set(SHARDED)
+    assert len({row[1] for row in tables}) == 1  # co-located: a user's rows on one worker
+    placed = query(coordinator, "SELECT DISTINCT nodeport FROM citus_shards")
+    assert {row[0] for row in placed} == {worker.port for worker in cluster.workers}
+    again = tasks_api("distribute", DATABASE_URL=coordinator)
+    assert (again.returncode, again.stdout) == (0, "already distributed\n"), again.stderr
+
+
+def test_distribute_refuses_what_it_cannot_distribute(
+    cluster: Cluster, coordinator: str, postgres: EmbeddedServer
+) -> None:
+    """A worker, a PostgreSQL without Citus, a coordinator with no nodes, and a schema not
+    migrated yet: one line each, saying what to do."""
+    coordinator_node = cluster.coordinator
+    for database in ("alone", "unmigrated"):
+        cluster.psql(coordinator_node, f"CREATE DATABASE {database}", database="postgres")
+        cluster.psql(coordinator_node, "CREATE EXTENSION citus", database=database)
+    cluster.psql(
+        coordinator_node,
+        f"SELECT citus_set_coordinator_host('127.0.0.1', {coordinator_node.port})",
+        database="unmigrated",
+    )
+    refusals = {
+        cluster.workers[0].url(): "this is a Citus worker, not the coordinator",
+        postgres.url(): "the database has no Citus extension",
+        coordinator_node.url("alone"): "the Citus coordinator has no nodes yet",
+        coordinator_node.url("unmigrated"): "the schema is not migrated",
+    }
+    for url, said in refusals.items():
+        refused = tasks_api("distribute", DATABASE_URL=url)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        assert said in refused.stderr
+
+
+def test_the_crud_flow(server: LiveServer) -> None:
+    user = new_user()
+    flows.crud_flow(server.url, user, auth(user))
+
+
+def test_thirty_concurrent_creates_with_one_key_make_one_task(server: LiveServer) -> None:
+    user = new_user()
+    flows.one_key_raced(server.url, user, auth(user))
+
+
+def test_concurrent_writers_with_one_etag_change_the_task_once(server: LiveServer) -> None:
+    user = new_user()
+    flows.one_etag_raced(server.url, user, auth(user))
+
+
+def test_totals_stay_exact_under_concurrent_writes(server: LiveServer, coordinator: str) -> None:
+    user = new_user()
+    flows.totals_after_concurrent_writes(server.url, user, auth(user))
+    kept = query(
+        coordinator,
+        "SELECT completed, priority::text, tasks FROM task_counts"
+        " WHERE user_id = $1 AND tasks <> 0",
+        user,
+    )
+    recount = query(
+        coordinator,
+        "SELECT completed, priority::text, count(*) FROM tasks WHERE user_id = $1 GROUP BY 1, 2",
+        user,
+    )
+    assert sorted(map(tuple, kept)) == sorted(map(tuple, recount))
+
+
+def _worker_of(coordinator: str, users: list[str]) -> dict[str, tuple[int, int]]:
+    """Each user's (worker port, shard of tasks)."""
+    rows = query(
+        coordinator,
+        "SELECT u, s.nodeport, s.shardid FROM unnest($1::text[]) AS u,"
+        " citus_shards s WHERE s.shardid = get_shard_id_for_distribution_column('tasks', u)",
+        users,
+    )
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def test_users_on_different_workers_see_only_their_own_tasks(
+    cluster: Cluster, coordinator: str, server: LiveServer
+) -> None:
+    candidates = [new_user() for _ in range(20)]
+    placed = _worker_of(coordinator, candidates)
+    first = candidates[0]
+    second = next(user for user in candidates if placed[user][0] != placed[first][0])
+    made = {}
+    for user in (first, second):
+        answer = httpx.post(f"{server.url}/api/{user}/tasks", json={"title": f"of {user}"},
+                            headers=auth(user), timeout=10)  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        made[user] = answer.json()["id"]
+    for user, other in ((first, second), (second, first)):
+        mine = httpx.get(f"{server.url}/api/{user}/tasks", headers=auth(user), timeout=10)
+        assert [task["id"] for task in mine.json()["items"]] == [made[user]]
+        theirs = httpx.get(f"{server.url}/api/{other}/tasks/{made[other]}",
+                           headers=auth(user), timeout=10)  # fmt: skip
+        assert theirs.status_code == 403
+        # The row is in the user's shard on the user's worker, and nowhere else.
+        port, shard = placed[user]
+        worker = next(node for node in cluster.workers if node.port == port)
+        shard_table = f"tasks_{int(shard)}"
+        stored = query(worker.url(), f"SELECT id FROM {shard_table} WHERE user_id = $1", user)  # noqa: S608
+        assert [str(row[0]) for row in stored] == [made[user]]
+
+
+def _single_shard_tasks(plan: dict[str, Any]) -> list[int]:
+    """The task count of every distributed job in an EXPLAIN (FORMAT JSON) plan, subplans
+    included (Citus runs a WITH that modifies rows as a subplan of its own)."""
+    counts = []
+    query = plan.get("Distributed Query")
+    if query is not None:
+        counts.append(query["Job"]["Task Count"])
+        for subplan in query.get("Subplans", []):
+            for planned in subplan.get("PlannedStmt", []):
+                counts += _single_shard_tasks(planned["Plan"])
+    for child in plan.get("Plans", []):
+        counts += _single_shard_tasks(child)
+    return counts
+
+
+def test_every_statement_on_a_per_user_table_is_a_single_shard_router_query(
+    coordinator: str,
+) -> None:
+    """Each statement persistence/ can build (every list shape and conditional write too),
+    explained by Citus with sample values: one task on one shard, for it and for any subplan."""
+
+    async def explain_all() -> dict[str, list[int]]:
+        plans: dict[str, list[int]] = {}
+        connection = await asyncpg.connect(**connect_arguments(coordinator))
+        try:
+            for statement in {s.sql: s for s in every_statement()}.values():
+                if not any(f" {table}" in statement.sql for table in SHARDED):
+                    continue
+                for after in AFTER_VALUES:
+                    values = {**SAMPLE, "after_value": after}
+                    arguments = [statement.constants.get(name, values.get(name))
+                                 for name in statement.names]  # fmt: skip
+                    try:
+                        async with connection.transaction():
+                            explained = await connection.fetchval(
+                                f"EXPLAIN (FORMAT JSON) {statement.sql}", *arguments
+                            )
+                        break
+                    except asyncpg.DataError:
+                        continue  # the cursor's position is of another sort's kind
+                plan = json.loads(explained)[0]["Plan"]
+                plans[statement.sql] = _single_shard_tasks(plan)
+        finally:
+            await connection.close()
+        return plans
+
+    plans = asyncio.run(explain_all())
+    assert len(plans) > 150
+    assert {sql: tasks for sql, tasks in plans.items() if not tasks or set(tasks) != {1}} == {}
+
+
+def _counters(cluster: Cluster) -> dict[str, tuple[int, int]]:
+    """Each node's (single-shard, multi-shard) query executions in the database, as Citus
+    counts them."""
+    found = {}
+    for node in cluster.nodes:
+        row = query(
+            node.url(),
+            "SELECT query_execution_single_shard, query_execution_multi_shard"
+            " FROM citus_stat_counters WHERE name = current_database()",
+        )[0]
+        found[node.name] = (row[0], row[1])
+    return found
+
+
+def test_the_server_runs_every_request_on_one_shard(cluster: Cluster, server: LiveServer) -> None:
+    """Every operation through both doors (lists in every sort, filtered and paged), counted
+    by Citus on every node: single-shard executions only."""
+    before = _counters(cluster)
+    user = new_user()
+    tasks = f"{server.url}/api/{user}/tasks"
+    requests = 0
+    with httpx.Client(headers=auth(user), timeout=10) as http:
+        ids = []
+        for n, priority in zip(range(6), itertools.cycle(["low", "medium", "high"]), strict=False):
+            made = http.post(tasks, json={"title": f"t{n}", "priority": priority,
+                                          "due_date": f"2026-12-0{n + 1}T00:00:00Z"},
+                             headers={"Idempotency-Key": f"k{n}"})  # fmt: skip
+            assert made.status_code == 201, made.text
+            ids.append(made.json()["id"])
+        requests += 6
+        for sort in sorts():
+            for filters in ({}, {"completed": "false"}, {"priority": "high"}):
+                asked: dict[str, str | int] = {"sort": sort, "limit": 2, **filters}
+                page = http.get(tasks, params=asked)
+                assert page.status_code == 200, page.text
+                requests += 1
+                cursor = page.json().get("next_cursor")
+                if cursor:
+                    following = http.get(tasks, params={**asked, "cursor": cursor})
+                    assert following.status_code == 200, following.text
+                    requests += 1
+        task = f"{tasks}/{ids[0]}"
+        etag = http.get(task).headers["etag"]
+        answers = [
+            http.put(task, json={"title": "replaced"}, headers={"If-Match": etag}),
+            http.patch(task, json={"priority": "low"},
+                       headers={"Content-Type": "application/merge-patch+json"}),
+            http.patch(f"{task}/complete"),
+            http.patch(f"{task}/complete", json={"completed": False}),
+            http.delete(f"{tasks}/{ids[1]}"),
+        ]  # fmt: skip
+        assert [a.status_code for a in answers] == [200, 200, 200, 200, 204]
+        requests += 6
+    token = token_for(user, SECRET)
+    added = call(server.url, token, "add_task", {"title": "by an agent"})
+    listed = call(server.url, token, "list_tasks", {"completed": False})
+    assert (added[0], listed[0]) == (False, False)
+    after = _counters(cluster)
+    multi = {node: after[node][1] - before[node][1] for node in after}
+    single = sum(after[node][0] - before[node][0] for node in after)
+    assert multi == {node.name: 0 for node in cluster.nodes}
+    assert single >= requests
+
+
+def test_the_server_sets_up_its_sessions_for_citus(coordinator: str) -> None:
+    """Without this, asyncpg's look-up of our enum on each new connection takes half a second
+    on a coordinator, and concurrent writes on fresh connections got 503."""
+
+    async def look() -> tuple[bool, str]:
+        async with open_database(coordinator, pool_size=1) as database:
+            async with database.connection() as connection:
+                shown = await connection._raw.fetchval("SHOW citus.override_table_visibility")
+            return database.citus, shown
+
+    assert asyncio.run(look()) == (True, "off")
+
+
+@pytest.fixture(scope="module")
+def pooled_server(
+    cluster: Cluster, coordinator: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The server behind PgBouncer in transaction mode, in front of the coordinator."""
+    bouncer = PgBouncer(server=f"host=127.0.0.1 port={cluster.coordinator.port}")
+    env = environment(
+        APP_ENV="production", JWT_SECRET=SECRET, PORT=str(free_port()),
+        DATABASE_URL=bouncer.url("tasks", pool_mode="transaction"),
+        DATA_DIR=str(tmp_path_factory.mktemp("pooled")), LOG_FORMAT="json",
+        RATE_LIMIT_PER_MINUTE=str(QUOTA), VALIDATE_RESPONSES="true",
+    )  # fmt: skip
+    live = LiveServer([str(TASKS_API), "serve"], env, start_timeout=60)
+    yield live
+    live.stop()
+    bouncer.stop()
+    assert "Traceback" not in live.log
+
+
+def test_behind_pgbouncer_in_front_of_the_coordinator(pooled_server: LiveServer) -> None:
+    for flow in (flows.crud_flow, flows.one_key_raced, flows.totals_after_concurrent_writes):
+        user = new_user()
+        flow(pooled_server.url, user, auth(user))
+
+
+def test_migrations_run_on_a_distributed_schema(cluster: Cluster) -> None:
+    """A migration that drops a per-user table and the triggers on tasks, and one that makes
+    them again (0007, down and up): the table is distributed again in the migration's own
+    transaction, and the counts stay exact. On a database of its own: the server's keeps
+    serving."""
+    url = cluster.create_database("migrated")
+    for step in ("migrate", "distribute"):
+        assert tasks_api(step, DATABASE_URL=url).returncode == 0
+    cluster.psql(
+        cluster.coordinator,
+        "INSERT INTO tasks (user_id, title, completed) SELECT 'u' || (n % 7), 't', n % 3 = 0"
+        " FROM generate_series(1, 60) n",
+        database="migrated",
+    )
+    asyncio.run(downgrade(url, "2026_11_24_0006"))
+    assert "task_counts" not in {
+        row[0] for row in query(url, "SELECT table_name::text FROM citus_tables")
+    }
+    migrated = tasks_api("migrate", DATABASE_URL=url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert {row[0] for row in query(url, "SELECT table_name::text FROM citus_tables")} == set(
+        SHARDED
+    )
+    cluster.psql(
+        cluster.coordinator,
+        "UPDATE tasks SET completed = NOT completed WHERE user_id IN ('u1', 'u2');"
+        " DELETE FROM tasks WHERE user_id = 'u3'",
+        database="migrated",
+    )
+    kept = query(
+        url, "SELECT user_id, completed, priority, tasks FROM task_counts WHERE tasks <> 0"
+    )
+    recount = query(
+        url, "SELECT user_id, completed, priority, count(*) FROM tasks GROUP BY 1, 2, 3"
+    )
+    assert sorted(map(tuple, kept)) == sorted(map(tuple, recount))
