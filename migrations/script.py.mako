@@ -1,5 +1,9 @@
 """${message}
 
+(On a Citus cluster too: a trigger on a distributed table touches only the same user's rows; a
+new per-user table has user_id first in its keys and DISTRIBUTED_BY in persistence/tables.py;
+no INSERT ... SELECT from a transition table. docs/operating.md: "More than one PostgreSQL".)
+
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
