@@ -16,7 +16,7 @@ export UV_COMPILE_BYTECODE := 1
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked $(if $(wildcard .env),--env-file .env)
 
-.PHONY: help install install-runtime run migrate test test-citus test-packages fuzz bench client client-ts stubs contract-check contract-diff lint typecheck security
+.PHONY: help install install-runtime run migrate test test-citus test-packages fuzz bench bench-citus client client-ts stubs contract-check contract-diff lint typecheck security
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -63,12 +63,16 @@ test-packages:  ## install the Debian packages the tests run (pgbouncer, chromiu
 # machines reach only package registries) and says where it is. Elsewhere: README, "When one
 # PostgreSQL is not enough".
 CITUS_INSTALL ?= ../shared/citus/install.sh
-test-citus: install  ## tasks-api on a real Citus cluster: migrated, distributed, served, raced
-	@bin="$$CITUS_PG_BIN"; \
+WITH_CITUS = bin="$$CITUS_PG_BIN"; \
 	if [ -z "$$bin" ] && [ -f "$(CITUS_INSTALL)" ]; then \
 		bin=$$($(SUDO) bash "$(CITUS_INSTALL)" | tail -n 1) || exit 1; \
 	fi; \
-	CITUS_PG_BIN="$$bin" $(RUN) pytest tests/citus
+	CITUS_PG_BIN="$$bin"
+test-citus: install  ## tasks-api on a real Citus cluster: migrated, distributed, served, raced
+	@$(WITH_CITUS) $(RUN) pytest tests/citus
+
+bench-citus: install  ## tasks-api on a Citus cluster vs one plain PostgreSQL (needs wrk)
+	@$(WITH_CITUS) $(RUN) python -m tests.performance.citus $(BENCH_ARGS)
 
 fuzz: install  ## schemathesis against a live server: every check and phase, and user isolation
 	$(RUN) pytest tests/fuzz

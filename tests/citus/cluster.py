@@ -1,16 +1,18 @@
-"""A real Citus cluster for tests: a coordinator and two workers, each a PostgreSQL 15 with
-Citus preloaded, on 127.0.0.1 only, in a temporary directory, always stopped.
+"""A real Citus cluster for tests: a coordinator and workers, each a PostgreSQL 15 with Citus
+preloaded, on 127.0.0.1 only, in a temporary directory, always stopped.
 
-It is set up exactly as the README's "When one PostgreSQL is not enough" says for a
-self-hosted cluster: `shared_preload_libraries = 'citus'` on every node, the database and
-`CREATE EXTENSION citus` on every node, then `citus_set_coordinator_host` and `citus_add_node`
-on the coordinator. PostgreSQL's own binaries come from CITUS_PG_BIN (`make test-citus` sets it
-from what ../shared/citus/install.sh prints), else from `pg_config --bindir`."""
+Its nodes are set up by the lines of the README's "When one PostgreSQL is not enough" (the
+`citus-nodes` block), read from the README and run as they stand, with each node's address for
+the example's: the setting in every node's postgresql.conf, the extension in every node's
+database, then `citus_set_coordinator_host` and `citus_add_node` on the coordinator. PostgreSQL's
+own binaries come from CITUS_PG_BIN (`make test-citus` sets it from what
+../shared/citus/install.sh prints), else from `pg_config --bindir`."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,13 +20,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.docs import README, blocks
 from tests.live import free_port
 
 DATABASE = "tasks"
-# What a node needs beyond PostgreSQL's defaults: Citus, loopback only, and room for the
-# connections Citus opens between nodes. Durability is off: the data is thrown away.
+# The README's example addresses, which each node's stand in for.
+_ADDRESS = re.compile(r"'(coordinator|worker-(\d+))\.internal', 5432")
+
+
+def readme_lines(mark: str) -> list[tuple[str, str]]:
+    """The README block's lines, each with whom it is for: "every node" or "coordinator" (from
+    the comment before it), or "postgresql.conf" for the setting a comment names there."""
+    (block,) = blocks(README, mark)
+    found, target = [], "coordinator"
+    for line in block.splitlines():
+        if line.startswith("--"):
+            target = "every node" if "every node" in line else "coordinator"
+            if "postgresql.conf:" in line:
+                found.append(("postgresql.conf", line.split("postgresql.conf:", 1)[1].strip()))
+        elif line.strip():
+            found.append((target, line))
+    return found
+
+
+# What a node needs beyond PostgreSQL's defaults and the README's setting: loopback only, and
+# room for the connections Citus opens between nodes. Durability is off: the data is thrown away.
 SETTINGS = {
-    "shared_preload_libraries": "'citus'",
     "listen_addresses": "'127.0.0.1'",
     "max_connections": "300",
     "fsync": "off",
@@ -59,7 +80,10 @@ class Node:
 class Cluster:
     """Started by start(), stopped by stop(); every node is stopped even if another fails."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, *, citus: bool = True) -> None:
+        """citus=False: one plain PostgreSQL of the same build and settings, no Citus (what
+        the cluster is measured against)."""
+        self.citus = citus
         self.bin = bin_directory()
         self.root = Path(tempfile.mkdtemp(prefix="tasks-citus-"))
         self.root.chmod(0o755)
@@ -92,6 +116,15 @@ class Cluster:
             raise RuntimeError(f"{command[0]} failed:\n{done.stdout}{done.stderr}")
         return done.stdout
 
+    def addressed(self, sql: str) -> str:
+        """sql with the README's example addresses replaced by the nodes' own."""
+
+        def node_for(match: re.Match[str]) -> str:
+            node = self.coordinator if match[2] is None else self.workers[int(match[2]) - 1]
+            return f"'127.0.0.1', {node.port}"
+
+        return _ADDRESS.sub(node_for, sql)
+
     def psql(self, node: Node, sql: str, database: str = DATABASE) -> str:
         return self._run(
             [str(self.bin / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
@@ -99,7 +132,9 @@ class Cluster:
              "-c", sql]
         )  # fmt: skip
 
-    def start(self) -> Cluster:
+    def start(self, workers: int | None = None) -> Cluster:
+        """Start every node and make DATABASE with the first `workers` workers (all when
+        None): the others are spare, for a test to add."""
         if os.geteuid() == 0:
             entry = pwd.getpwnam(SYSTEM_USER)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
@@ -109,8 +144,13 @@ class Cluster:
                  "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]
             )  # fmt: skip
             with (node.data / "postgresql.conf").open("a") as conf:
+                if self.citus:
+                    for target, line in readme_lines("citus-nodes"):
+                        if target == "postgresql.conf":
+                            conf.write(f"{line}\n")
                 for name, value in {**SETTINGS, "port": str(node.port)}.items():
-                    conf.write(f"{name} = {value}\n")
+                    if self.citus or not name.startswith("citus."):
+                        conf.write(f"{name} = {value}\n")
                 conf.write(f"unix_socket_directories = '{node.data}'\n")
         for node in self.nodes:
             self._run(
@@ -118,26 +158,26 @@ class Cluster:
                  str(node.data / "log"), "-w", "-t", "60", "start"]
             )  # fmt: skip
             self.started.append(node)
-        self.create_database(DATABASE)
+        self.create_database(DATABASE, workers)
         return self
 
-    def create_database(self, database: str) -> str:
-        """A database of the cluster: on every node, with Citus, the workers added; its URL
-        on the coordinator."""
+    def create_database(self, database: str, workers: int | None = None) -> str:
+        """A database of the cluster on every node, with the README's lines run in it (only
+        the first `workers` workers added, when given); its URL on the coordinator."""
         for node in self.nodes:
             self.psql(node, f"CREATE DATABASE {database}", database="postgres")
-            self.psql(node, "CREATE EXTENSION citus", database=database)
-        self.psql(
-            self.coordinator,
-            f"SELECT citus_set_coordinator_host('127.0.0.1', {self.coordinator.port})",
-            database=database,
-        )
-        for worker in self.workers:
-            self.psql(
-                self.coordinator,
-                f"SELECT citus_add_node('127.0.0.1', {worker.port})",
-                database=database,
-            )
+        if not self.citus:
+            return self.coordinator.url(database)
+        added = self.workers[:workers] if workers is not None else self.workers
+        for target, line in readme_lines("citus-nodes"):
+            if target == "every node":
+                for node in self.nodes:
+                    self.psql(node, line, database=database)
+            elif target == "coordinator":
+                worker = _ADDRESS.search(line)
+                if worker and worker[2] and self.workers[int(worker[2]) - 1] not in added:
+                    continue
+                self.psql(self.coordinator, self.addressed(line), database=database)
         return self.coordinator.url(database)
 
     def stop(self) -> None:

@@ -16,14 +16,15 @@ import asyncpg
 import httpx
 import pytest
 
+from handlers.services.settings import Settings
 from persistence.database import open_database
 from persistence.database_url import connect_arguments
 from persistence.embedded import EmbeddedServer
 from persistence.schema import downgrade
 from tests import flows
-from tests.citus.cluster import Cluster
-from tests.citus.conftest import QUOTA, SECRET, auth, new_user
-from tests.helpers import call, token_for
+from tests.citus.cluster import Cluster, readme_lines
+from tests.citus.conftest import QUOTA, SECRET, WORKERS, auth, new_user, set_up
+from tests.helpers import call, client_with, token_for
 from tests.live import TASKS_API, LiveServer, environment, free_port, tasks_api
 from tests.pgbouncer import PgBouncer
 from tests.unit.test_sharding import SHARDED, every_statement, sorts
@@ -59,7 +60,7 @@ def test_distribute_spreads_every_per_user_table_over_the_workers(
     assert {row[0] for row in tables} == set(SHARDED)
     assert len({row[1] for row in tables}) == 1  # co-located: a user's rows on one worker
     placed = query(coordinator, "SELECT DISTINCT nodeport FROM citus_shards")
-    assert {row[0] for row in placed} == {worker.port for worker in cluster.workers}
+    assert {row[0] for row in placed} == {worker.port for worker in cluster.workers[:WORKERS]}
     again = tasks_api("distribute", DATABASE_URL=coordinator)
     assert (again.returncode, again.stdout) == (0, "already distributed\n"), again.stderr
 
@@ -320,8 +321,7 @@ def test_migrations_run_on_a_distributed_schema(cluster: Cluster) -> None:
     transaction, and the counts stay exact. On a database of its own: the server's keeps
     serving."""
     url = cluster.create_database("migrated")
-    for step in ("migrate", "distribute"):
-        assert tasks_api(step, DATABASE_URL=url).returncode == 0
+    set_up(url)
     cluster.psql(
         cluster.coordinator,
         "INSERT INTO tasks (user_id, title, completed) SELECT 'u' || (n % 7), 't', n % 3 = 0"
@@ -350,3 +350,41 @@ def test_migrations_run_on_a_distributed_schema(cluster: Cluster) -> None:
         url, "SELECT user_id, completed, priority, count(*) FROM tasks GROUP BY 1, 2, 3"
     )
     assert sorted(map(tuple, kept)) == sorted(map(tuple, recount))
+
+
+def _counts_match(url: str) -> None:
+    kept = query(url, "SELECT user_id, completed, priority, tasks FROM task_counts WHERE tasks > 0")
+    recount = query(url, "SELECT user_id, completed, priority, count(*) FROM tasks GROUP BY 1,2,3")
+    assert sorted(map(tuple, kept)) == sorted(map(tuple, recount))
+
+
+def test_a_worker_added_and_the_shards_rebalanced_serve_on(cluster: Cluster) -> None:
+    """The README's lines for a new worker: shards move to it with their rows, and the users
+    whose shards moved are served and counted there (the count trigger's function and the
+    enum reached the new node). On a database of its own, which starts with two workers."""
+    url = cluster.create_database("grown", workers=WORKERS)
+    set_up(url)
+    users = [f"grown-{n}" for n in range(40)]
+    cluster.psql(
+        cluster.coordinator,
+        "INSERT INTO tasks (user_id, title, priority) SELECT 'grown-' || (n % 40), 't',"
+        " (ARRAY['low', 'high'])[1 + n % 2]::task_priority FROM generate_series(1, 400) n",
+        database="grown",
+    )
+    new = cluster.workers[WORKERS]
+    for _, line in readme_lines("citus-grow"):
+        cluster.psql(cluster.coordinator, cluster.addressed(line), database="grown")
+    moved = [user for user, (port, _) in _worker_of(url, users).items() if port == new.port]
+    assert moved  # some users now live on the new worker
+    settings = Settings(
+        environment="production", database_url=url, jwt_secret=SECRET,
+        data_dir=cluster.root, rate_limit_per_minute=0, auth_failure_limit_per_minute=0,
+    )  # fmt: skip
+    with client_with(settings) as client:
+        for user in moved[:3]:
+            listed = client.get(f"/api/{user}/tasks", headers=auth(user))
+            assert listed.json()["total"] == 10
+            made = client.post(f"/api/{user}/tasks", json={"title": "after"}, headers=auth(user))
+            assert made.status_code == 201, made.text
+            assert client.get(f"/api/{user}/tasks", headers=auth(user)).json()["total"] == 11
+    _counts_match(url)
