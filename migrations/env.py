@@ -4,20 +4,17 @@ import asyncio
 import os
 
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from persistence import distribution
 from persistence.database import engine_for
 from persistence.tables import metadata
 
-# Serialises concurrent migrators (several workers starting at once); any constant works.
-_MIGRATION_LOCK = 7_412_604_519
-
 
 def run_on(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, compare_type=True)
     with context.begin_transaction():
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        distribution.lock_schema(connection)
         # On a Citus cluster: triggers may be added to distributed tables, and once the schema
         # is distributed, a table the migrations add is distributed in the same transaction.
         distribution.before_migrations(connection)

@@ -17,13 +17,11 @@ same on Citus, so a later one may add a trigger to a distributed table (migratio
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, delete, func, insert, select, text
 
-from persistence.tables import DISTRIBUTED_BY, metadata, tasks
+from persistence.tables import DISTRIBUTED_BY, metadata, task_counts, tasks
 
-# Citus runs triggers on distributed tables only when told to (they run on the workers, inside
-# each shard: ours touch nothing but the co-located shard of the same user).
-_TRIGGERS_ON_SHARDS = "SET LOCAL citus.enable_unsafe_triggers = on"
+_SCHEMA_LOCK = 7_412_604_519  # any constant: see lock_schema
 
 
 class NotDistributable(Exception):
@@ -31,14 +29,22 @@ class NotDistributable(Exception):
 
 
 def sharded() -> list[tuple[str, str]]:
-    """(table, distribution column) for every per-user table, tasks first: the others are
-    co-located with it."""
+    """(table, distribution column) for every per-user table, tasks last: distributing a table
+    copies its rows into its shards, which fires the count trigger of tasks in each shard, and
+    the cells it writes must be distributed by then."""
     found = [
         (table.name, table.info[DISTRIBUTED_BY])
         for table in metadata.sorted_tables
         if table.info[DISTRIBUTED_BY] is not None
     ]
-    return sorted(found, key=lambda entry: entry[0] != tasks.name)
+    return sorted(found, key=lambda entry: entry[0] == tasks.name)
+
+
+def lock_schema(connection: Connection) -> None:
+    """Wait for, and hold until the transaction ends, the right to change the schema: every
+    migration and distribution takes it, so they run one at a time (several servers starting
+    with --migrate at once, an operator's `distribute` meanwhile)."""
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
 
 
 def citus(connection: Connection) -> bool:
@@ -79,6 +85,7 @@ def distribute(connection: Connection) -> list[str]:
             "the Citus coordinator has no nodes yet: add them first (citus_set_coordinator_host,"
             " then citus_add_node for each worker; README: When one PostgreSQL is not enough)"
         )
+    lock_schema(connection)
     missing = [name for name, _ in sharded() if name not in _tables(connection)]
     if missing:
         raise NotDistributable(
@@ -95,31 +102,52 @@ def _tables(connection: Connection) -> set[str]:
 
 
 def _spread(connection: Connection) -> list[str]:
-    """Distribute the per-user tables that exist and are not distributed yet."""
+    """Distribute the per-user tables that exist and are not distributed yet, each co-located
+    with the first one distributed, and leave no copy of their rows on the coordinator."""
     done, present = distributed(connection), _tables(connection)
-    connection.execute(text(_TRIGGERS_ON_SHARDS))
-    now = []
+    _changing_distributed_tables(connection)
+    now: list[str] = []
     for name, column in sharded():
         if name in done or name not in present:
             continue
+        anchor = next((table for table, _ in sharded() if table in done or table in now), None)
         connection.execute(
             text(
                 "SELECT create_distributed_table(CAST(:name AS regclass), :column,"
                 " colocate_with => :with)"
             ),
-            {"name": name, "column": column, "with": "default" if name == tasks.name else "tasks"},
+            {"name": name, "column": column, "with": anchor or "default"},
+        )
+        connection.execute(
+            text("SELECT truncate_local_data_after_distributing_table(CAST(:name AS regclass))"),
+            {"name": name},
         )
         now.append(name)
+    if tasks.name in now and task_counts.name in present:
+        # The rows copied into the shards of tasks went through its count trigger there, on
+        # top of the cells already copied: count them again from the tasks (each user's cells
+        # from that user's shard, once, while the new shards still block writes).
+        connection.execute(delete(task_counts))
+        cells = [tasks.c.user_id, tasks.c.completed, tasks.c.priority]
+        recount = select(*cells, func.count()).group_by(*cells)
+        connection.execute(insert(task_counts).from_select([*cells, task_counts.c.tasks], recount))
     return now
 
 
+def _changing_distributed_tables(connection: Connection) -> None:
+    """For the rest of the transaction: triggers may be added to distributed tables (see the
+    module's note), and each worker is changed over one connection. Over several at once (the
+    default), what one connection made is not seen by the others before the commit: the rows
+    copied into the shards of tasks fire the count trigger, which found no shard of the
+    task_counts distributed just before; and Citus refuses some commands (DROP FUNCTION)."""
+    connection.execute(text("SET LOCAL citus.enable_unsafe_triggers = on"))
+    connection.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
+
+
 def before_migrations(connection: Connection) -> None:
-    """On Citus, let the migrations add triggers to distributed tables (see the module's note),
-    and change them one shard at a time: Citus refuses some commands (a DROP FUNCTION) after
-    a change it made over several connections at once in the same transaction."""
+    """On Citus, let the migrations change distributed tables."""
     if citus(connection):
-        connection.execute(text(_TRIGGERS_ON_SHARDS))
-        connection.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
+        _changing_distributed_tables(connection)
 
 
 def after_migrations(connection: Connection) -> list[str]:
