@@ -44,12 +44,13 @@ def readme_lines(mark: str) -> list[tuple[str, str]]:
 
 
 # What a node needs beyond PostgreSQL's defaults and the README's setting: loopback only, and
-# room for the connections Citus opens between nodes. Durability is off: the data is thrown away.
+# room for the connections Citus opens between nodes. Nothing is flushed to disk (the data is
+# thrown away), but a commit is written before it is answered, so a node that crashes (as one
+# test makes a worker do) keeps what it committed, as on a real disk.
 SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "max_connections": "300",
     "fsync": "off",
-    "synchronous_commit": "off",
     "full_page_writes": "off",
     "citus.enable_stat_counters": "on",  # query_execution_single_shard / _multi_shard
 }
@@ -153,11 +154,7 @@ class Cluster:
                         conf.write(f"{name} = {value}\n")
                 conf.write(f"unix_socket_directories = '{node.data}'\n")
         for node in self.nodes:
-            self._run(
-                [str(self.bin / "pg_ctl"), "-D", str(node.data), "-l",
-                 str(node.data / "log"), "-w", "-t", "60", "start"]
-            )  # fmt: skip
-            self.started.append(node)
+            self.start_node(node)
         self.create_database(DATABASE, workers)
         return self
 
@@ -179,6 +176,18 @@ class Cluster:
                     continue
                 self.psql(self.coordinator, self.addressed(line), database=database)
         return self.coordinator.url(database)
+
+    def start_node(self, node: Node) -> None:
+        self._run(
+            [str(self.bin / "pg_ctl"), "-D", str(node.data), "-l", str(node.data / "log"),
+             "-w", "-t", "60", "start"]
+        )  # fmt: skip
+        self.started.append(node)
+
+    def stop_node(self, node: Node) -> None:
+        """Stop node as a crash would (no shutdown checkpoint, connections cut)."""
+        self._run([str(self.bin / "pg_ctl"), "-D", str(node.data), "-m", "immediate", "-w", "stop"])
+        self.started.remove(node)
 
     def stop(self) -> None:
         for node in reversed(self.started):

@@ -400,3 +400,34 @@ def test_a_worker_added_and_the_shards_rebalanced_serve_on(cluster: Cluster) -> 
             assert made.status_code == 201, made.text
             assert client.get(f"/api/{user}/tasks", headers=auth(user)).json()["total"] == 11
     _counts_match(url)
+
+
+def test_a_worker_that_stops_is_503_for_its_users_alone_until_it_is_back(
+    cluster: Cluster, coordinator: str, server: LiveServer
+) -> None:
+    candidates = [new_user() for _ in range(20)]
+    placed = _worker_of(coordinator, candidates)
+    stopped = cluster.workers[0]
+    away = next(user for user in candidates if placed[user][0] == stopped.port)
+    still = next(user for user in candidates if placed[user][0] != stopped.port)
+    for user in (away, still):
+        made = httpx.post(f"{server.url}/api/{user}/tasks", json={"title": "before"},
+                          headers=auth(user), timeout=10)  # fmt: skip
+        assert made.status_code == 201, made.text
+    cluster.stop_node(stopped)
+    try:
+        for method in ("GET", "POST"):
+            body = {"title": "meanwhile"} if method == "POST" else None
+            url = f"{server.url}/api/{{}}/tasks"
+            answers = {
+                user: httpx.request(method, url.format(user), json=body, headers=auth(user))
+                for user in (away, still)
+            }
+            assert answers[still].status_code in (200, 201), answers[still].text
+            assert answers[away].status_code == 503, answers[away].text
+            assert answers[away].headers["content-type"] == "application/problem+json"
+            assert answers[away].headers["retry-after"]
+    finally:
+        cluster.start_node(stopped)
+    listed = httpx.get(f"{server.url}/api/{away}/tasks", headers=auth(away), timeout=10)
+    assert (listed.status_code, listed.json()["total"]) == (200, 1)
