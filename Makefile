@@ -57,7 +57,8 @@ test-packages:  ## install the Debian packages the tests run (pgbouncer, chromiu
 			|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; }; \
 	fi
 
-# tasks-api on a real Citus cluster, a coordinator and two workers (tests/citus; about a minute).
+# tasks-api on a real Citus cluster, a coordinator and two workers: tests/citus, then the API
+# suite (tests/api) with the coordinator as its database; about a minute.
 # It needs PostgreSQL 15 with Citus: CITUS_PG_BIN names its bin directory; where it is unset,
 # the team's ../shared/citus/install.sh puts Citus 13.2 into Debian's PostgreSQL 15 (these
 # machines reach only package registries) and says where it is. Elsewhere: README, "When one
@@ -68,8 +69,8 @@ WITH_CITUS = bin="$$CITUS_PG_BIN"; \
 		bin=$$($(SUDO) bash "$(CITUS_INSTALL)" | tail -n 1) || exit 1; \
 	fi; \
 	CITUS_PG_BIN="$$bin"
-test-citus: install  ## tasks-api on a real Citus cluster: migrated, distributed, served, raced
-	@$(WITH_CITUS) $(RUN) pytest tests/citus
+test-citus: install  ## tasks-api on a real Citus cluster: tests/citus, and the API suite there
+	@$(WITH_CITUS) TEST_ON_CITUS=1 $(RUN) pytest tests/citus tests/api
 
 bench-citus: install  ## tasks-api on a Citus cluster vs one plain PostgreSQL (needs wrk)
 	@$(WITH_CITUS) $(RUN) python -m tests.performance.citus $(BENCH_ARGS)

@@ -4,6 +4,7 @@ and a unique user per test so tests never see each other's data."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from tests.helpers import TEST_SECRET, bearer, client_with
 from tests.live import REPO
 
 CITUS = Path(__file__).resolve().parent / "citus"
+TEST_ON_CITUS = "TEST_ON_CITUS"
+pytest_plugins = ["tests.citus.fixtures"]
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -69,8 +72,12 @@ def migrated_database(create_database: Callable[[str], str]) -> Callable[[str], 
 
 
 @pytest.fixture(scope="session")
-def database_url(migrated_database: Callable[[str], str]) -> str:
-    """The app database."""
+def database_url(request: pytest.FixtureRequest, migrated_database: Callable[[str], str]) -> str:
+    """The app database: on the embedded PostgreSQL, or with TEST_ON_CITUS set, the Citus
+    cluster's coordinator, migrated and distributed (`make test-citus` runs tests/api so)."""
+    if os.environ.get(TEST_ON_CITUS):
+        url: str = request.getfixturevalue("coordinator")
+        return url
     return migrated_database("app_tests")
 
 

@@ -25,7 +25,7 @@ from persistence.embedded import EmbeddedServer
 from persistence.schema import downgrade
 from tests import flows
 from tests.citus.cluster import Cluster, readme_lines
-from tests.citus.conftest import QUOTA, SECRET, WORKERS, auth, new_user, set_up
+from tests.citus.fixtures import QUOTA, SECRET, WORKERS, auth, new_user, set_up
 from tests.helpers import call, client_with, token_for
 from tests.live import TASKS_API, LiveServer, environment, free_port, tasks_api
 from tests.pgbouncer import PgBouncer

@@ -1,6 +1,7 @@
-"""A real Citus cluster (a coordinator and two workers), migrated and distributed as the README
-says, and tasks-api served on its coordinator: `make test-citus` (not part of `make test`, which
-needs nothing but Python; CI runs both)."""
+"""A real Citus cluster (a coordinator and two workers, and a third to add), migrated and
+distributed as the README says, and tasks-api served on its coordinator: for tests/citus, and
+for tests/api with TEST_ON_CITUS set (`make test-citus` runs both; `make test`, which needs
+nothing but Python, neither). A plugin of tests/conftest.py: nothing starts until a test asks."""
 
 from __future__ import annotations
 
