@@ -84,9 +84,9 @@ MIGRATION_CONNECT_TIMEOUT = 30.0
 _POOLED_BEGIN = f"BEGIN; SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT * 1000)}"
 # On a Citus coordinator, asyncpg's look-up of a type it does not know yet (our enum), once per
 # new connection, took half a second, half the statement timeout: Citus hides its shards from
-# every catalog query with a filter on each pg_class row. Nothing here needs that filter (the
-# coordinator holds no shards, and we name only our tables), so the app's sessions turn it
-# off, where Citus is installed: run once per new connection, for the session (or, behind a
+# every catalog query with a filter on each pg_class row. Nothing here needs that filter (our
+# statements name our tables, never a shard, and nothing lists the catalog's tables), so the
+# app's sessions turn it off, where Citus is installed: run once per new connection, for the session (or, behind a
 # pooler in transaction mode, where nothing may be set for the session, only to find out that
 # Citus is there: then every transaction sets it).
 _CITUS_SESSION = (

@@ -2,7 +2,7 @@
 spread through later migrations.
 
 Every per-user table (DISTRIBUTED_BY in tables.py) becomes a distributed table sharded by
-user_id, co-located with tasks: a user's rows of every table live in one shard group on one
+user_id, all of them co-located: a user's rows of every table live in one shard group on one
 worker, so every statement (each filters by user_id: tests/unit/test_sharding.py) runs on that
 worker alone, and a write and the rows that follow it (the count cells its trigger changes, the
 idempotency key stored with it) commit on one node. A table with no user (rate-limit windows:

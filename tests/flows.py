@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import httpx
 
@@ -104,3 +105,7 @@ def totals_after_concurrent_writes(server: str, user: str, auth: dict[str, str])
         assert total() == 20
         assert total(completed="true") == 12
         assert total(completed="false", priority="high") == len([n for n in range(12, 20) if n % 2])
+
+
+Flow = Callable[[str, str, dict[str, str]], None]
+EVERY: tuple[Flow, ...] = (crud_flow, one_key_raced, one_etag_raced, totals_after_concurrent_writes)

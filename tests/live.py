@@ -10,7 +10,8 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -163,6 +164,26 @@ def tasks_api(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = environment(**{"APP_ENV": "production", "PORT": str(free_port()), **settings})
     return subprocess.run([str(TASKS_API), *args], env=env, capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
+
+
+@contextmanager
+def serving_production(
+    database_url: str, secret: str, data_dir: Path, *options: str, **settings: str
+) -> Iterator[LiveServer]:
+    """`tasks-api serve` (with options) as production runs it, JSON logs included, on
+    database_url and a free port, validating every response against the contract; stopped
+    after the block, whose server must never have logged a traceback."""
+    env = environment(
+        APP_ENV="production", DATABASE_URL=database_url, JWT_SECRET=secret,
+        PORT=str(free_port()), DATA_DIR=str(data_dir), LOG_FORMAT="json",
+        VALIDATE_RESPONSES="true", **settings,
+    )  # fmt: skip
+    live = LiveServer([str(TASKS_API), "serve", *options], env, start_timeout=60)
+    try:
+        yield live
+    finally:
+        live.stop()
+    assert "Traceback" not in live.log
 
 
 def serve_tasks_api(data_dir: Path, secret: str, **settings: str) -> LiveServer:

@@ -13,7 +13,7 @@ import pytest
 from handlers.services.security import mint_token
 from tests.citus.cluster import Cluster
 from tests.docs import README, blocks
-from tests.live import TASKS_API, LiveServer, environment, free_port, tasks_api
+from tests.live import LiveServer, serving_production, tasks_api
 
 SECRET = "citus-" + uuid.uuid4().hex + uuid.uuid4().hex
 QUOTA = 10_000  # requests per user and minute: on, so the coordinator's windows are used
@@ -54,15 +54,10 @@ def coordinator(cluster: Cluster) -> str:
 @pytest.fixture(scope="session")
 def server(coordinator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Two uvicorn workers on the coordinator, validating every response against the contract."""
-    env = environment(
-        APP_ENV="production", DATABASE_URL=coordinator, JWT_SECRET=SECRET,
-        PORT=str(free_port()), DATA_DIR=str(tmp_path_factory.mktemp("citus")),
-        LOG_FORMAT="json", RATE_LIMIT_PER_MINUTE=str(QUOTA), VALIDATE_RESPONSES="true",
-    )  # fmt: skip
-    live = LiveServer([str(TASKS_API), "serve", "--workers", "2"], env, start_timeout=60)
-    yield live
-    live.stop()
-    assert "Traceback" not in live.log
+    data = tmp_path_factory.mktemp("citus")
+    limit = {"RATE_LIMIT_PER_MINUTE": str(QUOTA)}
+    with serving_production(coordinator, SECRET, data, "--workers", "2", **limit) as live:
+        yield live
 
 
 def auth(user: str) -> dict[str, str]:

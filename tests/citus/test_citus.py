@@ -24,10 +24,10 @@ from persistence.distribution import sharded
 from persistence.embedded import EmbeddedServer
 from persistence.schema import downgrade
 from tests import flows
-from tests.citus.cluster import Cluster, readme_lines
+from tests.citus.cluster import DATABASE, Cluster, readme_lines
 from tests.citus.fixtures import QUOTA, SECRET, WORKERS, auth, new_user, set_up
 from tests.helpers import call, client_with, token_for
-from tests.live import TASKS_API, LiveServer, environment, free_port, tasks_api
+from tests.live import LiveServer, serving_production, tasks_api
 from tests.pgbouncer import PgBouncer
 from tests.unit.test_sharding import SHARDED, every_statement, sorts
 
@@ -94,36 +94,18 @@ def test_distribute_refuses_what_it_cannot_distribute(
         assert said in refused.stderr
 
 
-def test_the_crud_flow(server: LiveServer) -> None:
+@pytest.mark.parametrize("flow", flows.EVERY, ids=lambda flow: flow.__name__)
+def test_what_every_database_must_do(flow: flows.Flow, server: LiveServer) -> None:
     user = new_user()
-    flows.crud_flow(server.url, user, auth(user))
+    flow(server.url, user, auth(user))
 
 
-def test_thirty_concurrent_creates_with_one_key_make_one_task(server: LiveServer) -> None:
-    user = new_user()
-    flows.one_key_raced(server.url, user, auth(user))
-
-
-def test_concurrent_writers_with_one_etag_change_the_task_once(server: LiveServer) -> None:
-    user = new_user()
-    flows.one_etag_raced(server.url, user, auth(user))
-
-
-def test_totals_stay_exact_under_concurrent_writes(server: LiveServer, coordinator: str) -> None:
+def test_the_count_cells_equal_a_recount_after_concurrent_writes(
+    server: LiveServer, coordinator: str
+) -> None:
     user = new_user()
     flows.totals_after_concurrent_writes(server.url, user, auth(user))
-    kept = query(
-        coordinator,
-        "SELECT completed, priority::text, tasks FROM task_counts"
-        " WHERE user_id = $1 AND tasks <> 0",
-        user,
-    )
-    recount = query(
-        coordinator,
-        "SELECT completed, priority::text, count(*) FROM tasks WHERE user_id = $1 GROUP BY 1, 2",
-        user,
-    )
-    assert sorted(map(tuple, kept)) == sorted(map(tuple, recount))
+    _counts_match(coordinator, user)
 
 
 def _worker_of(coordinator: str, users: list[str]) -> dict[str, tuple[int, int]]:
@@ -298,23 +280,21 @@ def pooled_server(
 ) -> Iterator[LiveServer]:
     """The server behind PgBouncer in transaction mode, in front of the coordinator."""
     bouncer = PgBouncer(server=f"host=127.0.0.1 port={cluster.coordinator.port}")
-    env = environment(
-        APP_ENV="production", JWT_SECRET=SECRET, PORT=str(free_port()),
-        DATABASE_URL=bouncer.url("tasks", pool_mode="transaction"),
-        DATA_DIR=str(tmp_path_factory.mktemp("pooled")), LOG_FORMAT="json",
-        RATE_LIMIT_PER_MINUTE=str(QUOTA), VALIDATE_RESPONSES="true",
-    )  # fmt: skip
-    live = LiveServer([str(TASKS_API), "serve"], env, start_timeout=60)
-    yield live
-    live.stop()
-    bouncer.stop()
-    assert "Traceback" not in live.log
+    pooled = bouncer.url(DATABASE, pool_mode="transaction")
+    data = tmp_path_factory.mktemp("pooled")
+    try:
+        with serving_production(pooled, SECRET, data, RATE_LIMIT_PER_MINUTE=str(QUOTA)) as live:
+            yield live
+    finally:
+        bouncer.stop()
 
 
-def test_behind_pgbouncer_in_front_of_the_coordinator(pooled_server: LiveServer) -> None:
-    for flow in (flows.crud_flow, flows.one_key_raced, flows.totals_after_concurrent_writes):
-        user = new_user()
-        flow(pooled_server.url, user, auth(user))
+@pytest.mark.parametrize("flow", flows.EVERY, ids=lambda flow: flow.__name__)
+def test_behind_pgbouncer_in_front_of_the_coordinator(
+    flow: flows.Flow, pooled_server: LiveServer
+) -> None:
+    user = new_user()
+    flow(pooled_server.url, user, auth(user))
 
 
 def test_a_database_in_use_is_distributed_with_its_rows_and_migrations_run_on(
@@ -364,9 +344,14 @@ def test_a_database_in_use_is_distributed_with_its_rows_and_migrations_run_on(
     _counts_match(url)
 
 
-def _counts_match(url: str) -> None:
-    kept = query(url, "SELECT user_id, completed, priority, tasks FROM task_counts WHERE tasks > 0")
-    recount = query(url, "SELECT user_id, completed, priority, count(*) FROM tasks GROUP BY 1,2,3")
+def _counts_match(url: str, user: str | None = None) -> None:
+    """The count cells (of every user, or of one) equal a count of the tasks."""
+    kept = query(url, "SELECT user_id, completed, priority, tasks FROM task_counts"
+                      " WHERE tasks > 0 AND ($1::text IS NULL OR user_id = $1)", user)  # fmt: skip
+    recount = query(url, "SELECT user_id, completed, priority, count(*) FROM tasks"
+                         " WHERE $1::text IS NULL OR user_id = $1 GROUP BY 1, 2, 3",
+                    user)  # fmt: skip
+    assert kept
     assert sorted(map(tuple, kept)) == sorted(map(tuple, recount))
 
 

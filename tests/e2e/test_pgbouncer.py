@@ -22,7 +22,7 @@ from persistence.database import DatabaseUnavailable, open_database
 from persistence.embedded import EmbeddedServer
 from tests import flows
 from tests.helpers import FIELD, client_with
-from tests.live import TASKS_API, LiveServer, environment, free_port, tasks_api
+from tests.live import LiveServer, serving_production, tasks_api
 from tests.pgbouncer import PgBouncer
 
 SECRET = "pooled-" + uuid.uuid4().hex + uuid.uuid4().hex
@@ -54,15 +54,9 @@ def server(pooled_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     for _ in range(2):
         migrated = command("migrate", DATABASE_URL=pooled_url)
         assert migrated.returncode == 0, migrated.stderr
-    env = environment(
-        APP_ENV="production", DATABASE_URL=pooled_url, JWT_SECRET=SECRET,
-        PORT=str(free_port()), DATA_DIR=str(tmp_path_factory.mktemp("pooled")),
-        LOG_FORMAT="json", RATE_LIMIT_PER_MINUTE=str(QUOTA), VALIDATE_RESPONSES="true",
-    )  # fmt: skip
-    live = LiveServer([str(TASKS_API), "serve"], env, start_timeout=60)
-    yield live
-    live.stop()
-    assert "Traceback" not in live.log
+    data = tmp_path_factory.mktemp("pooled")
+    with serving_production(pooled_url, SECRET, data, RATE_LIMIT_PER_MINUTE=str(QUOTA)) as live:
+        yield live
 
 
 def auth(user: str) -> dict[str, str]:
@@ -83,24 +77,10 @@ def test_the_stock_url_is_refused_at_start_saying_what_to_add(pgbouncer: PgBounc
     assert "add pool_mode=transaction to DATABASE_URL" in result.stderr
 
 
-def test_the_crud_flow(server: LiveServer) -> None:
+@pytest.mark.parametrize("flow", flows.EVERY, ids=lambda flow: flow.__name__)
+def test_what_every_database_must_do(flow: flows.Flow, server: LiveServer) -> None:
     user = new_user()
-    flows.crud_flow(server.url, user, auth(user))
-
-
-def test_thirty_concurrent_creates_with_one_key_make_one_task(server: LiveServer) -> None:
-    user = new_user()
-    flows.one_key_raced(server.url, user, auth(user))
-
-
-def test_concurrent_writers_with_one_etag_change_the_task_once(server: LiveServer) -> None:
-    user = new_user()
-    flows.one_etag_raced(server.url, user, auth(user))
-
-
-def test_totals_stay_exact_under_concurrent_writes(server: LiveServer) -> None:
-    user = new_user()
-    flows.totals_after_concurrent_writes(server.url, user, auth(user))
+    flow(server.url, user, auth(user))
 
 
 def test_statements_per_request_are_the_operations_own_in_one_transaction(
