@@ -58,14 +58,20 @@ SYSTEM_USER = "postgres"  # PostgreSQL refuses to run as root
 
 
 def bin_directory() -> Path:
+    """The bin directory of a PostgreSQL with Citus: CITUS_PG_BIN, else pg_config's."""
     given = os.environ.get("CITUS_PG_BIN")
-    if given:
-        return Path(given)
-    pg_config = shutil.which("pg_config")
-    if pg_config is None:
-        raise RuntimeError("no PostgreSQL with Citus: set CITUS_PG_BIN (`make test-citus` does)")
-    found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
-    return Path(found.stdout.strip())
+    pg_config = str(Path(given) / "pg_config") if given else shutil.which("pg_config")
+    if pg_config is None or not Path(pg_config).exists():
+        raise RuntimeError("no PostgreSQL found: set CITUS_PG_BIN to the bin directory of one"
+                           " with Citus (README: When one PostgreSQL is not enough)")  # fmt: skip
+    asked = [pg_config, "--bindir", "--pkglibdir"]
+    found = subprocess.run(asked, capture_output=True, text=True, check=True)
+    bindir, libdir = found.stdout.split()
+    if not (Path(libdir) / "citus.so").exists():
+        raise RuntimeError(f"the PostgreSQL in {bindir} has no Citus (no citus.so in {libdir}):"
+                           " install it, or set CITUS_PG_BIN to one that has it (README: When"
+                           " one PostgreSQL is not enough)")  # fmt: skip
+    return Path(bindir)
 
 
 @dataclass(frozen=True)
