@@ -86,9 +86,9 @@ _POOLED_BEGIN = f"BEGIN; SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT * 
 # new connection, took half a second, half the statement timeout: Citus hides its shards from
 # every catalog query with a filter on each pg_class row. Nothing here needs that filter (our
 # statements name our tables, never a shard, and nothing lists the catalog's tables), so the
-# app's sessions turn it off, where Citus is installed: run once per new connection, for the session (or, behind a
-# pooler in transaction mode, where nothing may be set for the session, only to find out that
-# Citus is there: then every transaction sets it).
+# app's sessions turn it off, where Citus is installed: run once per new connection, for the
+# session (or, behind a pooler in transaction mode, where nothing may be set for the session,
+# only to find out that Citus is there: then every transaction sets it).
 _CITUS_SESSION = (
     "SELECT set_config('citus.override_table_visibility', 'off', $1)"
     " FROM pg_extension WHERE extname = 'citus'"

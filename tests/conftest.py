@@ -76,7 +76,7 @@ def database_url(request: pytest.FixtureRequest, migrated_database: Callable[[st
     """The app database: on the embedded PostgreSQL, or with TEST_ON_CITUS set, the Citus
     cluster's coordinator, migrated and distributed (`make test-citus` runs tests/api so)."""
     if os.environ.get(TEST_ON_CITUS):
-        url: str = request.getfixturevalue("coordinator")
+        url: str = request.getfixturevalue("citus_coordinator")
         return url
     return migrated_database("app_tests")
 

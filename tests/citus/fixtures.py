@@ -1,7 +1,7 @@
 """A real Citus cluster (a coordinator and two workers, and a third to add), migrated and
-distributed as the README says, and tasks-api served on its coordinator: for tests/citus, and
-for tests/api with TEST_ON_CITUS set (`make test-citus` runs both; `make test`, which needs
-nothing but Python, neither). A plugin of tests/conftest.py: nothing starts until a test asks."""
+distributed as the README says: for tests/citus, and for tests/api with TEST_ON_CITUS set
+(`make test-citus` runs both; `make test`, which needs nothing but Python, neither). A plugin
+of tests/conftest.py, its fixtures named citus_*: nothing starts until a test asks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from handlers.services.security import mint_token
 from tests.citus.cluster import Cluster
 from tests.docs import README, blocks
-from tests.live import LiveServer, serving_production, tasks_api
+from tests.live import tasks_api
 
 SECRET = "citus-" + uuid.uuid4().hex + uuid.uuid4().hex
 QUOTA = 10_000  # requests per user and minute: on, so the coordinator's windows are used
@@ -23,7 +23,7 @@ WORKERS = 2  # in the database the server uses; one more is started, for adding
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def citus_cluster() -> Iterator[Cluster]:
     started = Cluster(workers=WORKERS + 1)
     try:
         yield started.start(workers=WORKERS)
@@ -44,20 +44,11 @@ def set_up(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def coordinator(cluster: Cluster) -> str:
+def citus_coordinator(citus_cluster: Cluster) -> str:
     """The coordinator's URL, migrated and distributed as the README says."""
-    url = cluster.coordinator.url()
+    url = citus_cluster.coordinator.url()
     set_up(url)
     return url
-
-
-@pytest.fixture(scope="session")
-def server(coordinator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """Two uvicorn workers on the coordinator, validating every response against the contract."""
-    data = tmp_path_factory.mktemp("citus")
-    limit = {"RATE_LIMIT_PER_MINUTE": str(QUOTA)}
-    with serving_production(coordinator, SECRET, data, "--workers", "2", **limit) as live:
-        yield live
 
 
 def auth(user: str) -> dict[str, str]:
