@@ -106,7 +106,7 @@ class Cluster:
     def workers(self) -> list[Node]:
         return self.nodes[1:]
 
-    def _run(self, command: Sequence[str], **kwargs: object) -> str:
+    def _run(self, command: Sequence[str]) -> str:
         def as_postgres() -> None:
             if os.geteuid() == 0:
                 entry = pwd.getpwnam(SYSTEM_USER)

@@ -17,8 +17,6 @@ from tests.live import tasks_api
 
 SECRET = "citus-" + uuid.uuid4().hex + uuid.uuid4().hex
 QUOTA = 10_000  # requests per user and minute: on, so the coordinator's windows are used
-
-
 WORKERS = 2  # in the database the server uses; one more is started, for adding
 
 

@@ -26,7 +26,7 @@ from persistence.schema import downgrade
 from tests import flows
 from tests.citus.cluster import DATABASE, Cluster, readme_lines
 from tests.citus.fixtures import QUOTA, SECRET, WORKERS, auth, new_user, set_up
-from tests.helpers import call, client_with, token_for
+from tests.helpers import call, client_with, sql, token_for
 from tests.live import LiveServer, serving_production, tasks_api
 from tests.pgbouncer import PgBouncer
 from tests.unit.test_sharding import SHARDED, every_statement, sorts
@@ -43,25 +43,13 @@ SAMPLE = {
 AFTER_VALUES = ["2026-01-01T00:00:00Z", "medium", "t"]
 
 
-def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        connection = await asyncpg.connect(**connect_arguments(url))
-        try:
-            rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
-            return rows
-        finally:
-            await connection.close()
-
-    return asyncio.run(run())
-
-
 def test_distribute_spreads_every_per_user_table_over_the_workers(
     cluster: Cluster, coordinator: str
 ) -> None:
-    tables = query(coordinator, "SELECT table_name::text, colocation_id FROM citus_tables")
+    tables = sql(coordinator, "SELECT table_name::text, colocation_id FROM citus_tables")
     assert {row[0] for row in tables} == set(SHARDED)
     assert len({row[1] for row in tables}) == 1  # co-located: a user's rows on one worker
-    placed = query(coordinator, "SELECT DISTINCT nodeport FROM citus_shards")
+    placed = sql(coordinator, "SELECT DISTINCT nodeport FROM citus_shards")
     assert {row[0] for row in placed} == {worker.port for worker in cluster.workers[:WORKERS]}
     again = tasks_api("distribute", DATABASE_URL=coordinator)
     assert (again.returncode, again.stdout) == (0, "already distributed\n"), again.stderr
@@ -110,7 +98,7 @@ def test_the_count_cells_equal_a_recount_after_concurrent_writes(
 
 def _worker_of(coordinator: str, users: list[str]) -> dict[str, tuple[int, int]]:
     """Each user's (worker port, shard of tasks)."""
-    rows = query(
+    rows = sql(
         coordinator,
         "SELECT u, s.nodeport, s.shardid FROM unnest($1::text[]) AS u,"
         " citus_shards s WHERE s.shardid = get_shard_id_for_distribution_column('tasks', u)",
@@ -142,7 +130,7 @@ def test_users_on_different_workers_see_only_their_own_tasks(
         port, shard = placed[user]
         worker = next(node for node in cluster.workers if node.port == port)
         shard_table = f"tasks_{int(shard)}"
-        stored = query(worker.url(), f"SELECT id FROM {shard_table} WHERE user_id = $1", user)  # noqa: S608
+        stored = sql(worker.url(), f"SELECT id FROM {shard_table} WHERE user_id = $1", user)  # noqa: S608
         assert [str(row[0]) for row in stored] == [made[user]]
 
 
@@ -150,10 +138,10 @@ def _single_shard_tasks(plan: dict[str, Any]) -> list[int]:
     """The task count of every distributed job in an EXPLAIN (FORMAT JSON) plan, subplans
     included (Citus runs a WITH that modifies rows as a subplan of its own)."""
     counts = []
-    query = plan.get("Distributed Query")
-    if query is not None:
-        counts.append(query["Job"]["Task Count"])
-        for subplan in query.get("Subplans", []):
+    job = plan.get("Distributed Query")
+    if job is not None:
+        counts.append(job["Job"]["Task Count"])
+        for subplan in job.get("Subplans", []):
             for planned in subplan.get("PlannedStmt", []):
                 counts += _single_shard_tasks(planned["Plan"])
     for child in plan.get("Plans", []):
@@ -202,7 +190,7 @@ def _counters(cluster: Cluster) -> dict[str, tuple[int, int]]:
     counts them."""
     found = {}
     for node in cluster.nodes:
-        row = query(
+        row = sql(
             node.url(),
             "SELECT query_execution_single_shard, query_execution_multi_shard"
             " FROM citus_stat_counters WHERE name = current_database()",
@@ -323,18 +311,16 @@ def test_a_database_in_use_is_distributed_with_its_rows_and_migrations_run_on(
         f"distributed by user: {', '.join(s for s, _ in sharded())}\n",
     ]
     distributed = "SELECT table_name::text FROM citus_tables"
-    assert {row[0] for row in query(url, distributed)} == set(SHARDED)
-    left = query(
-        url, "SELECT pg_relation_size(t::regclass) FROM unnest($1::text[]) t", list(SHARDED)
-    )
+    assert {row[0] for row in sql(url, distributed)} == set(SHARDED)
+    left = sql(url, "SELECT pg_relation_size(t::regclass) FROM unnest($1::text[]) t", list(SHARDED))
     assert [row[0] for row in left] == [0] * len(SHARDED)
-    assert query(url, "SELECT count(*) FROM tasks")[0][0] == 600
+    assert sql(url, "SELECT count(*) FROM tasks")[0][0] == 600
     _counts_match(url)
     asyncio.run(downgrade(url, "2026_11_24_0006"))
-    assert "task_counts" not in {row[0] for row in query(url, distributed)}
+    assert "task_counts" not in {row[0] for row in sql(url, distributed)}
     migrated = tasks_api("migrate", DATABASE_URL=url)
     assert migrated.returncode == 0, migrated.stderr
-    assert {row[0] for row in query(url, distributed)} == set(SHARDED)
+    assert {row[0] for row in sql(url, distributed)} == set(SHARDED)
     cluster.psql(
         cluster.coordinator,
         "UPDATE tasks SET completed = NOT completed WHERE user_id IN ('u1', 'u2');"
@@ -346,9 +332,9 @@ def test_a_database_in_use_is_distributed_with_its_rows_and_migrations_run_on(
 
 def _counts_match(url: str, user: str | None = None) -> None:
     """The count cells (of every user, or of one) equal a count of the tasks."""
-    kept = query(url, "SELECT user_id, completed, priority, tasks FROM task_counts"
+    kept = sql(url, "SELECT user_id, completed, priority, tasks FROM task_counts"
                       " WHERE tasks > 0 AND ($1::text IS NULL OR user_id = $1)", user)  # fmt: skip
-    recount = query(url, "SELECT user_id, completed, priority, count(*) FROM tasks"
+    recount = sql(url, "SELECT user_id, completed, priority, count(*) FROM tasks"
                          " WHERE $1::text IS NULL OR user_id = $1 GROUP BY 1, 2, 3",
                     user)  # fmt: skip
     assert kept
