@@ -26,6 +26,7 @@ from handlers.services.settings import (
     SettingsError,
     home_for,
 )
+from handlers.services.tracing import check as check_tracing
 from persistence.database import DatabaseMisconfigured, DatabaseUnavailable
 
 ENV_FILE = ".env"
@@ -197,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_env_file()
         settings = Settings.from_env()
+        check_tracing(os.environ)  # OTEL_*: refused here, before any worker starts
         _configure_logging(settings)
         if args.command == "serve":
             _serve(settings, args)

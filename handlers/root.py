@@ -37,6 +37,7 @@ from handlers.http.ownership import OwnershipMiddleware
 from handlers.http.problems import register_problem_handlers
 from handlers.http.routing import DocsRouting, OperationRouting
 from handlers.http.security import SECURITY_MAP
+from handlers.http.tracing import TraceMiddleware, TraceNaming
 from handlers.http.validation import VALIDATOR_MAP, ContractValidation
 from handlers.services.jsonifier import Orjson
 from handlers.services.metrics import Metrics
@@ -48,6 +49,7 @@ from handlers.services.settings import (
     trusted_networks,
 )
 from handlers.services.state import STATE_KEY, AppState
+from handlers.services.tracing import from_environment as tracing_from
 from persistence.cursors import Cursors
 from persistence.database import connect
 
@@ -61,8 +63,13 @@ OURS = [
     # behind trusted proxies (FORWARDED_ALLOW_IPS only), the client's own address
     # (handlers/http/forwarded.py)
     (ClientAddressMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
+    # OTEL_* only: the request's trace span, continuing a client's traceparent
+    # (handlers/http/tracing.py)
+    (TraceMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
     # X-Request-ID, one log line per request, and its metrics (handlers/http/observe.py)
     (RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION),
+    # OTEL_* only: names the trace span by the operation it was routed to
+    (TraceNaming, MiddlewarePosition.BEFORE_EXCEPTION),
     # CORS_ORIGINS only: browser pages on those origins, every answer below included
     # (handlers/http/cors.py)
     (ContractCORS, MiddlewarePosition.BEFORE_EXCEPTION),
@@ -86,9 +93,13 @@ def create_app(
 ) -> AsyncApp:
     """The Tasks API for these settings; nothing is started until the lifespan runs. The clock
     times key caches (tests pass their own to move time). tune_gc changes the garbage
-    collector of the whole process, so only the server command asks for it."""
+    collector of the whole process, so only the server command asks for it. Traces are as the
+    process's OTEL_* variables say (handlers/services/tracing.py), read here, as the app is
+    made."""
     settings.require_serving()
     metrics = Metrics()
+    tracing = tracing_from(os.environ, metrics.spans_dropped)
+    tracer = None if tracing is None else tracing.tracer
     verifier = TokenVerifier.from_settings(settings, clock, jwks_fetched=metrics.jwks_fetched)
     cursors = Cursors(settings.cursor_key())
 
@@ -100,10 +111,11 @@ def create_app(
                 settings.data_dir,
                 pool_size=settings.db_pool_size,
                 watcher=metrics,
+                tracer=tracer,
             ) as database,
             mcp_serving() as mcp_endpoint,
             counting(
-                database, settings.rate_limit_mode, settings.rate_limit_sync_ms / 1000
+                database, settings.rate_limit_mode, settings.rate_limit_sync_ms / 1000, tracer
             ) as counter,
         ):
             if database.trouble is not None:
@@ -128,6 +140,7 @@ def create_app(
                     require_if_match=settings.require_if_match,
                     require_idempotency_key=settings.require_idempotency_key,
                     idempotency_key_ttl_seconds=settings.idempotency_key_ttl_seconds,
+                    tracer=tracer,
                 )
                 yield {
                     STATE_KEY: AppState(
@@ -141,6 +154,8 @@ def create_app(
             finally:
                 metrics.pool_max.set(0)
                 await verifier.aclose()
+                if tracing is not None:  # what is queued, exported (for at most 2 s)
+                    await asyncio.to_thread(tracing.shutdown)
 
     contract = load()
     quota = UserQuota(settings.rate_limit_per_minute)  # every door's requests count alike
@@ -177,8 +192,12 @@ def create_app(
             "max_age": settings.cors_max_age_seconds,
             "mcp": settings.mcp_enabled,
         }
+    if tracing is not None:
+        options[TraceMiddleware] = {"tracing": tracing}
+        options[TraceNaming] = {"contract": contract}
+    optional = (ClientAddressMiddleware, ContractCORS, TraceMiddleware, TraceNaming)
     for middleware, position in OURS:
-        if middleware not in (ClientAddressMiddleware, ContractCORS) or middleware in options:
+        if middleware not in optional or middleware in options:
             app.add_middleware(middleware, position=position, **options.get(middleware, {}))
     mcp_serving = _mount_mcp(app, contract, settings, verifier, quota)
     # Three of Connexion's layers, each with a short way for the usual request: routing

@@ -30,8 +30,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql import ClauseElement
 
@@ -189,15 +193,19 @@ def _unique_name() -> str:
 
 @dataclass(frozen=True)
 class Statement:
-    """A SQL statement compiled for asyncpg, with its named parameters in positional order."""
+    """A SQL statement compiled for asyncpg, with its named parameters in positional order, and
+    its name (`tasks.create`): what its trace span is called, never its parameters."""
 
     sql: str
     names: tuple[str, ...]
     constants: Mapping[str, Any]  # values the statement itself gives (`version + 1`, LIMIT 100)
     source: ClauseElement | None = field(default=None, compare=False, repr=False)  # compiled from
+    name: str = "statement"
+    # Its span's attributes (OpenTelemetry's db.* conventions) that do not depend on the database.
+    attributes: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def compile(cls, statement: ClauseElement) -> Statement:
+    def compile(cls, statement: ClauseElement, name: str) -> Statement:
         compiled: Any = statement.compile(dialect=_DIALECT)
         names = tuple(getattr(compiled, "positiontup", None) or ())
         constants = {
@@ -205,10 +213,36 @@ class Statement:
             for name, bind in compiled.binds.items()
             if name in names and bind.value is not None
         }
-        return cls(str(compiled), names, constants, statement)
+        sql = str(compiled)
+        return cls(sql, names, constants, statement, name, _attributes(statement, name, sql))
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         return [values[name] if name in values else self.constants[name] for name in self.names]
+
+
+def _attributes(statement: ClauseElement, name: str, sql: str) -> dict[str, Any]:
+    """db.* attributes of a statement's spans (which are named by the statement): what it does
+    and to which table, and its text with placeholders ($1). Each attribute costs every traced
+    statement about 3 µs (recorded, then encoded for export): only these."""
+    from sqlalchemy.sql.util import find_tables
+
+    operation = next(
+        (
+            kind.upper()
+            for kind in ("insert", "update", "delete")
+            if getattr(statement, f"is_{kind}", False)
+        ),
+        "SELECT",
+    )  # the statement's own: a SELECT whose WITH changes rows is a SELECT
+    tables = sorted({t.name for t in find_tables(statement, include_crud=True) if t.name})
+    attributes: dict[str, Any] = {
+        "db.system.name": "postgresql",
+        "db.operation.name": operation,
+        "db.query.text": sql,
+    }
+    if len(tables) == 1:
+        attributes["db.collection.name"] = tables[0]
+    return attributes
 
 
 # The statements the current request has run (a one-item list), for its log line; set by the
@@ -223,24 +257,90 @@ def _counted() -> None:
 
 
 class Connection:
-    """One pooled connection, running compiled statements and returning rows as dicts."""
+    """One pooled connection, running compiled statements and returning rows as dicts; with a
+    tracer, each statement run under a recorded span gets a span of its own (a client span named
+    by the statement, with OpenTelemetry's db.* attributes and never a parameter)."""
 
-    def __init__(self, raw: asyncpg.Connection) -> None:
+    def __init__(self, raw: asyncpg.Connection, traced: Traced | None = None) -> None:
         self._raw = raw
+        self._traced = traced
 
     async def fetch_all(self, statement: Statement, **values: Any) -> list[Row]:
         _counted()
-        records = await self._raw.fetch(statement.sql, *statement.arguments(values))
+        arguments = statement.arguments(values)
+        if self._traced is None or not _recording():
+            records = await self._raw.fetch(statement.sql, *arguments)
+        else:
+            with self._traced.span(statement):
+                records = await self._raw.fetch(statement.sql, *arguments)
         return [dict(record) for record in records]
 
     async def fetch_one(self, statement: Statement, **values: Any) -> Row | None:
         _counted()
-        record = await self._raw.fetchrow(statement.sql, *statement.arguments(values))
+        arguments = statement.arguments(values)
+        if self._traced is None or not _recording():
+            record = await self._raw.fetchrow(statement.sql, *arguments)
+        else:
+            with self._traced.span(statement):
+                record = await self._raw.fetchrow(statement.sql, *arguments)
         return None if record is None else dict(record)
 
     async def execute(self, statement: Statement, **values: Any) -> None:
         _counted()
-        await self._raw.execute(statement.sql, *statement.arguments(values))
+        arguments = statement.arguments(values)
+        if self._traced is None or not _recording():
+            await self._raw.execute(statement.sql, *arguments)
+        else:
+            with self._traced.span(statement):
+                await self._raw.execute(statement.sql, *arguments)
+
+
+def _recording() -> bool:
+    return otel_trace.get_current_span().is_recording()
+
+
+class Traced:
+    """Statement spans for one database: its tracer and where the database is."""
+
+    def __init__(self, tracer: Tracer, database: Target) -> None:
+        self.tracer = tracer
+        where = urlsplit(str(database.arguments.get("dsn", "")))
+        self.attributes: dict[str, Any] = {"db.namespace": unquote(where.path.lstrip("/"))}
+        if where.hostname:  # not a Unix socket (its directory is in the query)
+            self.attributes["server.address"] = where.hostname
+            self.attributes["server.port"] = where.port or 5432
+
+    def span(self, statement: Statement) -> _StatementSpan:
+        return _StatementSpan(self, statement)
+
+
+class _StatementSpan:
+    """A statement's client span, current while it runs (a class, not a generator: it is on the
+    path of every traced statement, where each layer costs)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, traced: Traced, statement: Statement) -> None:
+        self._span = traced.tracer.start_span(
+            statement.name, kind=SpanKind.CLIENT,
+            attributes={**traced.attributes, **statement.attributes},
+            record_exception=False, set_status_on_exception=False,
+        )  # fmt: skip
+        self._token = otel_context.attach(otel_trace.set_span_in_context(self._span))
+
+    def __enter__(self) -> Span:
+        return self._span
+
+    def __exit__(self, kind: Any, error: BaseException | None, _trace: Any) -> None:
+        span = self._span
+        if error is not None:
+            code = getattr(error, "sqlstate", None)
+            if isinstance(code, str):
+                span.set_attribute("db.response.status_code", code)
+            span.set_attribute("error.type", code or type(error).__qualname__)
+            span.set_status(StatusCode.ERROR, type(error).__qualname__)
+        otel_context.detach(self._token)
+        span.end()
 
 
 QueryLogger = Callable[[Any], None]
@@ -276,8 +376,10 @@ class Database:
         *,
         pool_size: int,
         behind_transaction_pooler: bool = False,
+        traced: Traced | None = None,
     ) -> None:
         self.pool = pool
+        self.traced = traced  # statement spans, when tracing is on
         # Turns at the pool, first come first served. asyncpg's own queue lets a newcomer take
         # the connection that was just released for a waiter, which then queues again at the
         # back: under load a few requests wait many times over (the slowest 1% took twice as
@@ -389,12 +491,12 @@ class Database:
                 try:
                     if self._pooled:
                         async with _pooled_transaction(raw, self._begin):
-                            yield Connection(raw)
+                            yield Connection(raw, self.traced)
                     elif transaction:
                         async with raw.transaction():
-                            yield Connection(raw)
+                            yield Connection(raw, self.traced)
                     else:
-                        yield Connection(raw)
+                        yield Connection(raw, self.traced)
                 except (*_UNAVAILABLE, asyncio.CancelledError):  # cut off by the budget too
                     _discard(raw)
                     raise
@@ -495,7 +597,11 @@ def _pool_arguments(database: Target) -> dict[str, Any]:
 
 @asynccontextmanager
 async def open_database(
-    url: str, *, pool_size: int = 10, watcher: Watcher | None = None
+    url: str,
+    *,
+    pool_size: int = 10,
+    watcher: Watcher | None = None,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[Database]:
     """A Database for the lifetime of the block; its connections are closed afterwards.
 
@@ -538,6 +644,7 @@ async def open_database(
         watcher,
         pool_size=pool_size,
         behind_transaction_pooler=database.behind_transaction_pooler,
+        traced=None if tracer is None else Traced(tracer, database),
     )
     try:
         await handle.probe()
@@ -548,12 +655,17 @@ async def open_database(
 
 @asynccontextmanager
 async def connect(
-    url: str | None, data_dir: Path, *, pool_size: int = 10, watcher: Watcher | None = None
+    url: str | None,
+    data_dir: Path,
+    *,
+    pool_size: int = 10,
+    watcher: Watcher | None = None,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[Database]:
     """The database at url or, with no url, the embedded one under data_dir (started and
     stopped with the block)."""
     async with AsyncExitStack() as stack:
         if url is None:
             url = await stack.enter_async_context(embedded_postgres(data_dir))
-        database = open_database(url, pool_size=pool_size, watcher=watcher)
+        database = open_database(url, pool_size=pool_size, watcher=watcher, tracer=tracer)
         yield await stack.enter_async_context(database)

@@ -31,14 +31,16 @@ _LOCK = Statement.compile(
                 bindparam("user_id", type_=String) + "/" + bindparam("key", type_=String), 7412
             )
         ).label("locked")
-    )
+    ),
+    "idempotency.lock",
 )
 _FIND = Statement.compile(
     select(keys.c.fingerprint, keys.c.status, keys.c.body, keys.c.headers).where(
         keys.c.user_id == bindparam("user_id"),
         keys.c.key == bindparam("key"),
         keys.c.expires_at > func.now(),
-    )
+    ),
+    "idempotency.find",
 )
 # The same user's (so the statement stays on one shard of a distributed PostgreSQL), and not the
 # key being stored: its expired row is overwritten by the upsert instead.
@@ -66,7 +68,8 @@ _REMEMBER = Statement.compile(
     _insert.on_conflict_do_update(
         index_elements=[keys.c.user_id, keys.c.key],
         set_={name: _insert.excluded[name] for name in _new},
-    ).add_cte(_purge)
+    ).add_cte(_purge),
+    "idempotency.remember",
 )
 
 

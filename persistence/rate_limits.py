@@ -57,10 +57,12 @@ _add = _adding.on_conflict_do_update(
     limits.c.hits,
     func.extract("epoch", func.now()).label("now"),
 )
-_HIT = Statement.compile(_hit)
-_ADD = Statement.compile(_add)
-_PURGE = Statement.compile(select(func.count()).select_from(_purge))
-_CLOCK = Statement.compile(select(func.extract("epoch", func.now()).label("now")))
+_HIT = Statement.compile(_hit, "rate_limits.hit")
+_ADD = Statement.compile(_add, "rate_limits.add")
+_PURGE = Statement.compile(select(func.count()).select_from(_purge), "rate_limits.purge")
+_CLOCK = Statement.compile(
+    select(func.extract("epoch", func.now()).label("now")), "rate_limits.clock"
+)
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def _page(sort: str, completed: bool, priority: bool, cursor: bool, after_null: 
         .select_from(counted.outerjoin(page, true()))
         .order_by(*_order_by(sort, page))
     )
-    return Statement.compile(statement)
+    return Statement.compile(statement, "tasks.list")
 
 
 def _write_values() -> dict[str, Any]:
@@ -147,9 +147,10 @@ def _write_values() -> dict[str, Any]:
 
 
 _CREATE = Statement.compile(
-    insert(tasks).values(user_id=bindparam("user_id"), **_write_values()).returning(*tasks.c)
+    insert(tasks).values(user_id=bindparam("user_id"), **_write_values()).returning(*tasks.c),
+    "tasks.create",
 )
-_GET = Statement.compile(select(tasks).where(_owned(with_task=True)))
+_GET = Statement.compile(select(tasks).where(_owned(with_task=True)), "tasks.get")
 _CHANGED = {"updated_at": func.now(), "version": tasks.c.version + 1}
 _SET_COMPLETED = (
     update(tasks).values(completed=bindparam("completed"), **_CHANGED).returning(*tasks.c)
@@ -177,8 +178,9 @@ def _write(change: Write, guard: Guard) -> Statement:
     """change applied to the caller's task; with a guard, only when its version is (`at`), or
     is not (`not_at`), one of :versions, and with `current_version` telling whether the task
     exists (no row: it does not)."""
+    name = "tasks.delete" if change.is_delete else "tasks.update"
     if guard is None:
-        return Statement.compile(change.where(_owned(with_task=True)))
+        return Statement.compile(change.where(_owned(with_task=True)), name)
     versions = bindparam("versions", type_=ARRAY(BigInteger))
     condition = (
         tasks.c.version == any_(versions) if guard == "at" else tasks.c.version != all_(versions)
@@ -187,7 +189,8 @@ def _write(change: Write, guard: Guard) -> Statement:
     target = select(tasks.c.version.label("current_version")).where(_owned(with_task=True))
     found = target.cte("target")
     return Statement.compile(
-        select(found.c.current_version, *changed.c).select_from(found.outerjoin(changed, true()))
+        select(found.c.current_version, *changed.c).select_from(found.outerjoin(changed, true())),
+        f"{name}_{'if_match' if guard == 'at' else 'if_none_match'}",
     )
 
 

@@ -20,6 +20,10 @@ from persistence.schema import upgrade
 from tests.helpers import TEST_SECRET, bearer, client_with
 from tests.live import REPO
 
+# A developer's shell may point OpenTelemetry somewhere: no test traces unless it says so.
+for _name in [name for name in os.environ if name.startswith("OTEL_")]:
+    del os.environ[_name]
+
 CITUS = Path(__file__).resolve().parent / "citus"
 TEST_ON_CITUS = "TEST_ON_CITUS"
 pytest_plugins = ["tests.citus.fixtures"]

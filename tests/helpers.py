@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import re
 import secrets
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
 import asyncpg
 import httpx2
@@ -59,15 +61,19 @@ def client_with(
 
 
 @contextmanager
-def serving(settings: Settings, **changes: Any) -> Iterator[str]:
+def serving(
+    settings: Settings, otel: Mapping[str, str] | None = None, **changes: Any
+) -> Iterator[str]:
     """The app for these settings, served by uvicorn in this process (so coverage sees it) on
     127.0.0.1: its URL. The socket listens before the server starts, so a request made at once
-    waits in the backlog rather than being refused."""
+    waits in the backlog rather than being refused. otel: OTEL_* variables the app is made
+    with (it reads them, as OpenTelemetry's SDK does, from the environment as it is made)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    app = create_app(dataclasses.replace(settings, host="127.0.0.1", port=port, **changes))
+    with mock.patch.dict(os.environ, otel or {}):
+        app = create_app(dataclasses.replace(settings, host="127.0.0.1", port=port, **changes))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -96,13 +102,20 @@ def token_for(subject: str, secret: str = TEST_SECRET, ttl: int = 600) -> str:
     return mint_token(secret, subject, ttl_seconds=ttl)
 
 
-def with_client(url: str, token: str, mode: str, work: Callable[[Client], Awaitable[T]]) -> T:
-    """work's result, done with an SDK client connected to url/mcp as token's user."""
+def with_client(
+    url: str,
+    token: str,
+    mode: str,
+    work: Callable[[Client], Awaitable[T]],
+    headers: Mapping[str, str] | None = None,
+) -> T:
+    """work's result, done with an SDK client connected to url/mcp as token's user (its HTTP
+    requests with headers besides)."""
 
     async def run() -> T:
-        headers = {"Authorization": f"Bearer {token}"}
+        sent = {"Authorization": f"Bearer {token}", **(headers or {})}
         async with (
-            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            httpx2.AsyncClient(headers=sent, timeout=30) as http,
             Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,
         ):
             return await work(client)
@@ -110,14 +123,21 @@ def with_client(url: str, token: str, mode: str, work: Callable[[Client], Awaita
     return asyncio.run(run())
 
 
-def call(url: str, token: str, tool: str, arguments: dict[str, Any], mode: str = MODES[0]) -> Any:
+def call(
+    url: str,
+    token: str,
+    tool: str,
+    arguments: dict[str, Any],
+    mode: str = MODES[0],
+    headers: Mapping[str, str] | None = None,
+) -> Any:
     """The tool's result: (is_error, structured content)."""
 
     async def work(client: Client) -> Any:
         result = await client.call_tool(tool, arguments)
         return result.is_error, result.structured_content
 
-    return with_client(url, token, mode, work)
+    return with_client(url, token, mode, work, headers)
 
 
 def problem(response: Any, status: int) -> dict[str, Any]:

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 TASKS_API = REPO / ".venv" / "bin" / "tasks-api"
 
 # Settings a developer's shell might carry that would change what a started server does: every
-# variable Settings reads, and those read elsewhere (the stdio token, the metrics directory).
+# variable Settings reads, and those read elsewhere (the stdio token, the metrics directory, and
+# OpenTelemetry's OTEL_*).
 SETTINGS = (*variables(), "TASKS_API_TOKEN", METRICS_DIR_VARIABLE)
 
 
@@ -40,7 +41,11 @@ def free_port() -> int:
 def environment(**settings: str) -> dict[str, str]:
     """This process's environment without our settings, plus the given ones. Rate limits are
     off unless given: fuzzing and the client tests send far more than a minute's quota."""
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS and not k.startswith("COV_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in SETTINGS and not k.startswith(("COV_", "OTEL_"))
+    }
     off = {"RATE_LIMIT_PER_MINUTE": "0", "AUTH_FAILURE_LIMIT_PER_MINUTE": "0"}
     return {**env, "UV_NO_ENV_FILE": "1", **off, **settings}
 

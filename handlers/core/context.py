@@ -4,10 +4,16 @@ acts on lives, and the services it uses. Each door fills one in from its own req
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
+from opentelemetry.trace import Tracer
+
+from handlers.core.answer import Answer
+from handlers.services.tracing import recording, step
 from persistence.cursors import Cursors
 from persistence.database import Connection, Database
 
@@ -21,6 +27,7 @@ class Services:
     require_if_match: bool = False
     require_idempotency_key: bool = False
     idempotency_key_ttl_seconds: int = 86400
+    tracer: Tracer | None = None  # when tracing is on (handlers/services/tracing.py)
 
 
 @dataclass(frozen=True)
@@ -52,3 +59,18 @@ class Context:
     def child_location(self, child_id: object) -> str:
         """The URL path of a resource created under the target."""
         return quote(f"{self.target.rstrip('/')}/{child_id}", safe="/")
+
+
+async def perform(
+    operation_id: str, operation: Callable[..., Awaitable[Answer]], ctx: Context, **arguments: Any
+) -> Answer:
+    """operation's Answer to ctx and arguments, as every door calls it: under a span named by
+    its operationId when the call is traced."""
+    tracer = ctx.services.tracer
+    if tracer is None or not recording():
+        return await operation(ctx, **arguments)
+    with step(tracer, operation_id) as span:
+        answer = await operation(ctx, **arguments)
+        if span is not None:
+            span.set_attribute("tasks_api.status", answer.status)
+        return answer

@@ -22,6 +22,7 @@ from handlers.core.answer import Answer
 from handlers.core.context import Context
 from handlers.core.errors import BadRequest, Conflict, UnprocessableContent
 from handlers.services import jsonifier
+from handlers.services.tracing import step
 from persistence import idempotency
 from persistence.database import Connection
 
@@ -60,13 +61,17 @@ async def run(
         async with ctx.connection() as db:
             return await write(db)
     fingerprint = _fingerprint(ctx, body)
+    tracer = ctx.services.tracer
     async with ctx.transaction() as db:
-        if not await idempotency.lock(db, user_id, key):
-            raise Conflict(
-                f"A request with this {HEADER} is still in progress; retry it shortly.",
-                headers={"Retry-After": "1"},
-            )
-        stored = await idempotency.find(db, user_id, key)
+        with step(tracer, "idempotency.claim") as span:
+            if not await idempotency.lock(db, user_id, key):
+                raise Conflict(
+                    f"A request with this {HEADER} is still in progress; retry it shortly.",
+                    headers={"Retry-After": "1"},
+                )
+            stored = await idempotency.find(db, user_id, key)
+            if span is not None:
+                span.set_attribute("tasks_api.replay", stored is not None)
         if stored is not None:
             if stored.fingerprint != fingerprint:
                 raise UnprocessableContent(
@@ -78,7 +83,8 @@ async def run(
         # Stored as the client got it: the same encoder as every response.
         body = jsonifier.dumps(answer.body)
         stored = idempotency.Stored(fingerprint, answer.status, body, answer.headers)
-        await idempotency.remember(
-            db, user_id, key, stored, ttl_seconds=ctx.services.idempotency_key_ttl_seconds
-        )
+        with step(tracer, "idempotency.store"):
+            await idempotency.remember(
+                db, user_id, key, stored, ttl_seconds=ctx.services.idempotency_key_ttl_seconds
+            )
     return answer

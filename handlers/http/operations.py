@@ -25,7 +25,7 @@ from connexion.utils import boolean
 from starlette.types import Receive, Scope, Send
 
 from handlers.core.answer import Answer
-from handlers.core.context import Context
+from handlers.core.context import Context, perform
 from handlers.services.jsonifier import encode
 from handlers.services.state import app_state, full_path
 
@@ -61,6 +61,7 @@ class Endpoint:
 
     def __init__(self, operation: AbstractOperation) -> None:
         self.function: Operation = operation.function
+        self.operation_id = str(operation.operation_id).removeprefix(f"{ROOT}.")
         accepts = set(inspect.signature(self.function).parameters)
         parameters = {(p["in"], p["name"]): p for p in operation.parameters}.values()
         # (name in the route, argument) of each path parameter the operation takes
@@ -114,7 +115,8 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get("extensions", {}).get("connexion_context", {}).get("user")
-        answer = await self.function(context_for(scope, user), **self.arguments(scope))
+        ctx, arguments = context_for(scope, user), self.arguments(scope)
+        answer = await perform(self.operation_id, self.function, ctx, **arguments)
         await self.write(answer, send)
 
     async def write(self, answer: Answer, send: Send) -> None:

@@ -28,7 +28,7 @@ from mcp.shared.exceptions import MCPError
 
 from contracts.document import Document
 from handlers.core.answer import Answer
-from handlers.core.context import Context
+from handlers.core.context import Context, perform
 from handlers.core.errors import Problem, problem_type, truncate
 from handlers.core.validation import body_errors
 from handlers.mcp import messages
@@ -37,6 +37,7 @@ from handlers.mcp.tools import tools as tools_of
 from handlers.services import jsonifier
 from handlers.services.logs import MAX_LOGGED_USER, request_id, requests_logger
 from handlers.services.state import STATE_KEY, AppState
+from handlers.services.tracing import TRACE_CONTEXT, tool_span
 from persistence.database import DatabaseUnavailable, InvalidValue, statement_count
 
 NAME = "tasks-api"
@@ -125,7 +126,7 @@ async def call(
         services=state.services, user_id=who.subject, method=tool.method,
         target=who.root_path + path, **conditions,
     )  # fmt: skip
-    return await operation(ctx, **kwargs)
+    return await perform(tool.operation.spec["operationId"], operation, ctx, **kwargs)
 
 
 def envelope(tool: Tool, arguments: Mapping[str, Any], answer: Answer) -> dict[str, Any]:
@@ -219,6 +220,25 @@ def create_server(
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name!r}")
         arguments = dict(params.arguments or {})  # the validator fills in defaults
         who = await caller(ctx)
+        state = who.state.get(STATE_KEY)
+        tracer = state.services.tracer if isinstance(state, AppState) else None
+        if tracer is None:
+            return await logged(tool, arguments, who)
+        # Over HTTP the SDK runs the call on a task of its own: its parent is the request's
+        # span, which the HTTP door left in the request's scope.
+        scope = getattr(ctx.request, "scope", None)
+        parent = None if scope is None else scope.get("extensions", {}).get(TRACE_CONTEXT)
+        if scope is not None and parent is None:  # a request the sampler left out
+            return await logged(tool, arguments, who)
+        with tool_span(tracer, tool.name, parent) as span:
+            answered = await logged(tool, arguments, who)
+            if span is not None:
+                span.set_attribute("tasks_api.outcome", "error" if answered.is_error else "success")
+                if answered.is_error:
+                    span.set_attribute("error.type", "tool_error")
+            return answered
+
+    async def logged(tool: Tool, arguments: dict[str, Any], who: Caller) -> types.CallToolResult:
         if not log_calls:
             return await answer(tool, arguments, who)
         started, rid = time.perf_counter(), uuid.uuid4().hex

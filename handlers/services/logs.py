@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, Literal, cast
 
 import orjson
 import structlog
+from opentelemetry.trace import format_span_id, format_trace_id, get_current_span
 
 LogFormat = Literal["json", "text"]
 REQUESTS = "tasks_api.requests"
@@ -32,9 +33,15 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 def _add_request_id(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
+    """The request's id, and its trace's id and span's when it is traced (W3C hex, as a
+    tracing backend shows and searches them)."""
     current = request_id.get()
     if current is not None:
         event.setdefault("request_id", current)
+    traced = get_current_span().get_span_context()
+    if traced.is_valid:
+        event.setdefault("trace_id", format_trace_id(traced.trace_id))
+        event.setdefault("span_id", format_span_id(traced.span_id))
     return event
 
 

@@ -26,6 +26,7 @@ from prometheus_client import multiprocess as multiprocess_mode
 from prometheus_client.exposition import choose_encoder
 
 from handlers.services.settings import METRICS_DIR_VARIABLE
+from handlers.services.tracing import REASONS
 
 # Latency buckets (seconds): a list answers in milliseconds, the database budget is 1.5 s.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -120,6 +121,14 @@ class Metrics:
             "tasks_api_mcp_tool_calls", "MCP tool calls, by tool and outcome (success or error).",
             ["tool", "outcome"], registry=registry,
         )  # fmt: skip
+        self.spans_dropped_total = Counter(
+            "tasks_api_trace_spans_dropped",
+            "Trace spans dropped (tracing on): the export queue was full (queue_full), or the"
+            " collector could not be reached or refused them (export_failed).",
+            ["reason"], registry=registry,
+        )  # fmt: skip
+        for reason in REASONS:  # both at 0 from the start, so a rate() sees the first drop
+            self.spans_dropped_total.labels(reason)
         # label children, looked up once each (labels() takes a lock every time)
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
@@ -156,6 +165,10 @@ class Metrics:
         self.jwks_fetches.inc()
         if not ok:
             self.jwks_failures.inc()
+
+    def spans_dropped(self, reason: str, count: int) -> None:
+        """handlers/services/tracing.py: Dropped (called from the export thread too)."""
+        self.spans_dropped_total.labels(reason).inc(count)
 
     def tool_called(self, tool: str, success: bool) -> None:
         self.tool_calls.labels(tool, "success" if success else "error").inc()

@@ -33,6 +33,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
+from handlers.services.tracing import background, failed, step
 from persistence import rate_limits
 from persistence.database import Database, DatabaseUnavailable
 from persistence.rate_limits import WINDOW_SECONDS, Count
@@ -66,21 +70,29 @@ class RateCounter(Protocol):
 class ExactCounter:
     """One upsert per counted request: the decision is on the exact shared total."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, tracer: Tracer | None = None) -> None:
         self.database = database
+        self.tracer = tracer
 
     async def hit(self, bucket: str) -> Count:
-        async with self.database.connection() as db:
-            return await rate_limits.hit(db, bucket)
+        with step(self.tracer, "rate_limit.count"):
+            async with self.database.connection() as db:
+                return await rate_limits.hit(db, bucket)
 
 
 class BatchedCounter:
     """Counts in memory; sync() sends what was counted and learns the shared totals."""
 
     def __init__(
-        self, database: Database, interval: float, clock: Callable[[], float] = time.time
+        self,
+        database: Database,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+        *,
+        tracer: Tracer | None = None,
     ) -> None:
         self.database = database
+        self.tracer = tracer
         self.interval = interval
         self.clock = clock
         self.offset = 0.0  # the database's clock minus ours, learnt at every sync
@@ -121,32 +133,38 @@ class BatchedCounter:
                 return
             self.in_flight, self.pending = self.pending, {}
             batch = list(self.in_flight.items())
-            try:
-                for start in range(0, len(batch), ROWS_PER_STATEMENT):
-                    rows = dict(batch[start : start + ROWS_PER_STATEMENT])
-                    sent = self.clock()
-                    async with self.database.connection() as db:
-                        added = await rate_limits.add(db, rows)
-                    self._learn_clock(sent, added.now)
-                    self.known.update(added.hits)
-                    for key in rows:
-                        del self.in_flight[key]
-            except DatabaseUnavailable as error:
-                self._put_back(current)
-                if not self._failing:
-                    self._failing = True
-                    logger.warning(
-                        "rate-limit counts not synced (%s); deciding on this process's counts "
-                        "until the database is back",
-                        error,
-                    )
-                return
-            except Exception:
-                self.in_flight = {}  # not the database's absence: sending them again won't help
-                raise
-            if self._failing:
-                self._failing = False
-                logger.warning("rate-limit counts synced again")
+            with background(self.tracer, "rate_limit.sync", {"tasks_api.buckets": len(batch)}):
+                await self._send(batch, current)
+
+    async def _send(self, batch: list[tuple[Key, int]], current: int) -> None:
+        """Send in_flight's hits (as batch), a statement per ROWS_PER_STATEMENT."""
+        try:
+            for start in range(0, len(batch), ROWS_PER_STATEMENT):
+                rows = dict(batch[start : start + ROWS_PER_STATEMENT])
+                sent = self.clock()
+                async with self.database.connection() as db:
+                    added = await rate_limits.add(db, rows)
+                self._learn_clock(sent, added.now)
+                self.known.update(added.hits)
+                for key in rows:
+                    del self.in_flight[key]
+        except DatabaseUnavailable as error:
+            failed(trace.get_current_span(), error)
+            self._put_back(current)
+            if not self._failing:
+                self._failing = True
+                logger.warning(
+                    "rate-limit counts not synced (%s); deciding on this process's counts "
+                    "until the database is back",
+                    error,
+                )
+            return
+        except Exception:
+            self.in_flight = {}  # not the database's absence: sending them again won't help
+            raise
+        if self._failing:
+            self._failing = False
+            logger.warning("rate-limit counts synced again")
 
     def _put_back(self, current: int) -> None:
         """Hits that could not be sent wait for the next sync, but for past windows'."""
@@ -188,11 +206,14 @@ class BatchedCounter:
 
 
 @contextlib.asynccontextmanager
-async def counting(database: Database, mode: str, interval: float) -> AsyncIterator[RateCounter]:
-    """The process's counter for mode, running for the block."""
+async def counting(
+    database: Database, mode: str, interval: float, tracer: Tracer | None = None
+) -> AsyncIterator[RateCounter]:
+    """The process's counter for mode, running for the block; with a tracer, where it touches
+    the database is traced (a request's count in exact mode, each sync in batched mode)."""
     if mode == "exact":
-        yield ExactCounter(database)
+        yield ExactCounter(database, tracer)
         return
-    counter = BatchedCounter(database, interval)
+    counter = BatchedCounter(database, interval, tracer=tracer)
     async with counter.syncing():
         yield counter
