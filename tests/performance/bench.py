@@ -42,6 +42,7 @@ from persistence.database_url import connect_arguments
 from persistence.embedded import start
 from persistence.schema import upgrade
 from tests.live import REPO, TASKS_API, LiveServer, environment, free_port
+from tests.tracing.receiver import Receiver
 
 USERS, TASKS_PER_USER = 100, 200
 SECRET = "bench-" + uuid.uuid4().hex + uuid.uuid4().hex
@@ -55,6 +56,9 @@ MCP_SCENARIOS = {"mcp add_task": "create", "mcp list_tasks": "list"}
 MCP_VERSION = "2026-07-28"
 COLD_TOKENS = 30_000  # more than any server answers in one run
 SERVERS = ("tasks-api", "usual", "floor")
+# Where the traced servers export: replaced by the addresses of a sink and of a closed port.
+COLLECTOR, DOWN = "{collector}", "{collector down}"
+TRACED = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
 # tasks-api as operators may run it instead (docs/operating.md), and with its rate limiter off or
 # exact, to measure what the limiter costs, on list and create only.
 VARIANTS = {
@@ -71,8 +75,17 @@ VARIANTS = {
     # servers measure is the resolution of the comparisons above.
     "tasks-api twin a": {"RATE_LIMIT_PER_MINUTE": "0"},
     "tasks-api twin b": {"RATE_LIMIT_PER_MINUTE": "0"},
+    # Traces at a 10% sampler (issue 22), exported to a collector that takes them (a sink in
+    # this process, as cheap as a collector on another host), or to one that is down; against
+    # the same server untraced.
+    "tasks-api untraced": {},
+    "tasks-api traced 10%": {**TRACED, "OTEL_EXPORTER_OTLP_ENDPOINT": COLLECTOR},
+    "tasks-api traced 10%, collector down": {**TRACED, "OTEL_EXPORTER_OTLP_ENDPOINT": DOWN},
 }
-HEAD_TO_HEAD_ONLY = ("tasks-api 1 worker", "tasks-api twin a", "tasks-api twin b")
+HEAD_TO_HEAD_ONLY = (
+    "tasks-api 1 worker", "tasks-api twin a", "tasks-api twin b",
+    "tasks-api untraced", "tasks-api traced 10%", "tasks-api traced 10%, collector down",
+)  # fmt: skip
 VARIANT_SCENARIOS = ("list", "create")
 # What the limiter costs and what a second worker costs, each pair run alternately, more
 # rounds of shorter runs than the main table: differences of a few percent need them.
@@ -80,11 +93,14 @@ HEAD_TO_HEAD = (
     ("tasks-api 1 worker", "tasks-api limiter off"),
     ("tasks-api 2 workers", "tasks-api 2 workers limiter off"),
     ("tasks-api twin a", "tasks-api twin b"),
+    ("tasks-api untraced", "tasks-api traced 10%"),
+    ("tasks-api untraced", "tasks-api traced 10%, collector down"),
 )
 HEAD_TO_HEAD_ROUNDS, HEAD_TO_HEAD_SECONDS = 6, 4
 # Targets (issue 20): against the usual stack, the floor, and tasks-api itself.
 USUAL_TARGET, FLOOR_TARGET, P99_TARGET_MS = 3.0, 0.5, 150.0
 LIMITER_TARGET, WORKERS_CPU_TARGET, RSS_TARGET_MB = 0.03, 0.10, 100.0
+TRACING_TARGET = 0.05  # issue 22: tracing at a 10% sampler costs at most 5% of throughput
 SCALE_ROWS, DEEP_TASKS, SMALL_TASKS, PAGE = 2_000_000, 100_000, 20, 20
 MAX_CONNECTIONS = 400  # every server's pool at once, with room to spare
 SCALE_CONNECTIONS = 16  # a user's list compared at a load below saturation
@@ -328,6 +344,8 @@ def drive(server: LiveServer, script: Path, seconds: int, connections: int) -> R
 @contextmanager
 def servers(url: str, data_dir: Path) -> Iterator[dict[str, LiveServer]]:
     common = {"DATABASE_URL": url, "JWT_SECRET": SECRET}
+    collector = Receiver(keep=False)  # answers every export, decodes none
+    where = {COLLECTOR: collector.endpoint, DOWN: f"http://127.0.0.1:{free_port()}"}
     commands = {
         "tasks-api": [str(TASKS_API), "serve"],
         "usual": [*UVICORN, "tests.performance.baselines.usual:app"],
@@ -344,10 +362,12 @@ def servers(url: str, data_dir: Path) -> Iterator[dict[str, LiveServer]]:
                 **common, "APP_ENV": "production", "PORT": port,
                 # Every request counted, none refused: what limits cost, not what they refuse.
                 "RATE_LIMIT_PER_MINUTE": "1000000",
-                "DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO), **VARIANTS.get(name, {}),
+                "DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO),
+                **{k: where.get(v, v) for k, v in VARIANTS.get(name, {}).items()},
             })  # fmt: skip
             started[name] = LiveServer(command, env, start_timeout=60)
             stack.callback(started[name].stop)
+        stack.callback(collector.stop)
         yield started
 
 
@@ -594,6 +614,11 @@ def report(results: Results) -> tuple[str, dict[str, Any]]:
             / cpu["tasks-api 1 worker", scenario] - 1,
             "twins with the same settings (the resolution of this table)": 1
             - rate["tasks-api twin a", scenario] / rate["tasks-api twin b", scenario],
+            "tracing cost at a 10% sampler": 1 - rate["tasks-api traced 10%", scenario]
+            / rate["tasks-api untraced", scenario],
+            "tracing cost at a 10% sampler, collector down": 1
+            - rate["tasks-api traced 10%, collector down", scenario]
+            / rate["tasks-api untraced", scenario],
         }  # fmt: skip
     summary["derived"] = derived
     for row in derived["list"]:
@@ -636,6 +661,10 @@ def targets(summary: dict[str, Any]) -> dict[str, bool]:
             found[f"{scenario}: the limiter costs <= 3% at {workers} ({100 * cost:+.1f}%)"] = (
                 cost <= LIMITER_TARGET
             )
+        for row in ("tracing cost at a 10% sampler",
+                    "tracing cost at a 10% sampler, collector down"):  # fmt: skip
+            cost = derived[row]
+            found[f"{scenario}: {row} <= 5% ({100 * cost:+.1f}%)"] = cost <= TRACING_TARGET
         growth = derived["CPU per request, 2 workers against 1"]
         name = f"{scenario}: CPU per request at 2 workers within 10% of 1 ({100 * growth:+.1f}%)"
         found[name] = growth <= WORKERS_CPU_TARGET

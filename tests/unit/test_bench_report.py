@@ -31,6 +31,9 @@ RATES = {  # req/s by server; the usual stack and the floor are the same for eve
     "tasks-api 1 worker": 1000.0,
     "tasks-api twin a": 1010.0,
     "tasks-api twin b": 1000.0,
+    "tasks-api untraced": 1000.0,
+    "tasks-api traced 10%": 960.0,  # tracing costs 4%: met
+    "tasks-api traced 10%, collector down": 940.0,  # 6%: not met
 }
 CPU = {"tasks-api": 0.80, "tasks-api 1 worker": 0.80, "tasks-api 2 workers": 0.85}  # +6.25%: met
 
@@ -71,9 +74,13 @@ def test_every_target_is_printed_with_its_value_and_verdict() -> None:
         "create p99 <= 150 ms (120 ms)": "met",
         "list: the limiter costs <= 3% at 1 worker (+1.0%)": "met",
         "list: the limiter costs <= 3% at 2 workers (+6.2%)": "NOT MET",
+        "list: tracing cost at a 10% sampler <= 5% (+4.0%)": "met",
+        "list: tracing cost at a 10% sampler, collector down <= 5% (+6.0%)": "NOT MET",
         "list: CPU per request at 2 workers within 10% of 1 (+6.2%)": "met",
         "create: the limiter costs <= 3% at 1 worker (+1.0%)": "met",
         "create: the limiter costs <= 3% at 2 workers (+6.2%)": "NOT MET",
+        "create: tracing cost at a 10% sampler <= 5% (+4.0%)": "met",
+        "create: tracing cost at a 10% sampler, collector down <= 5% (+6.0%)": "NOT MET",
         "create: CPU per request at 2 workers within 10% of 1 (+6.2%)": "met",
         "mcp add_task >= 0.5x REST create (0.60x)": "met",
         "mcp list_tasks >= 0.5x REST list (0.60x)": "met",
