@@ -214,26 +214,22 @@ class Statement:
             if name in names and bind.value is not None
         }
         sql = str(compiled)
-        return cls(sql, names, constants, statement, name, _attributes(statement, name, sql))
+        return cls(sql, names, constants, statement, name, _attributes(statement, sql))
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         return [values[name] if name in values else self.constants[name] for name in self.names]
 
 
-def _attributes(statement: ClauseElement, name: str, sql: str) -> dict[str, Any]:
+def _attributes(statement: ClauseElement, sql: str) -> dict[str, Any]:
     """db.* attributes of a statement's spans (which are named by the statement): what it does
     and to which table, and its text with placeholders ($1). Each attribute costs every traced
     statement about 3 µs (recorded, then encoded for export): only these."""
     from sqlalchemy.sql.util import find_tables
 
-    operation = next(
-        (
-            kind.upper()
-            for kind in ("insert", "update", "delete")
-            if getattr(statement, f"is_{kind}", False)
-        ),
-        "SELECT",
-    )  # the statement's own: a SELECT whose WITH changes rows is a SELECT
+    # The statement's own operation: a SELECT whose WITH changes rows is a SELECT.
+    kinds = ("insert", "update", "delete")
+    changes = [kind.upper() for kind in kinds if getattr(statement, f"is_{kind}", False)]
+    operation = changes[0] if changes else "SELECT"
     tables = sorted({t.name for t in find_tables(statement, include_crud=True) if t.name})
     attributes: dict[str, Any] = {
         "db.system.name": "postgresql",
