@@ -24,7 +24,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -262,33 +262,26 @@ class Connection:
         self._traced = traced
 
     async def fetch_all(self, statement: Statement, **values: Any) -> list[Row]:
-        _counted()
-        arguments = statement.arguments(values)
-        if self._traced is None or not _recording():
-            records = await self._raw.fetch(statement.sql, *arguments)
-        else:
-            with self._traced.span(statement):
-                records = await self._raw.fetch(statement.sql, *arguments)
+        records = await self._run(self._raw.fetch, statement, values)
         return [dict(record) for record in records]
 
     async def fetch_one(self, statement: Statement, **values: Any) -> Row | None:
-        _counted()
-        arguments = statement.arguments(values)
-        if self._traced is None or not _recording():
-            record = await self._raw.fetchrow(statement.sql, *arguments)
-        else:
-            with self._traced.span(statement):
-                record = await self._raw.fetchrow(statement.sql, *arguments)
+        record = await self._run(self._raw.fetchrow, statement, values)
         return None if record is None else dict(record)
 
     async def execute(self, statement: Statement, **values: Any) -> None:
+        await self._run(self._raw.execute, statement, values)
+
+    async def _run(
+        self, call: Callable[..., Awaitable[Any]], statement: Statement, values: Mapping[str, Any]
+    ) -> Any:
+        """call (one of asyncpg's) with the statement; under its span when it is traced."""
         _counted()
         arguments = statement.arguments(values)
         if self._traced is None or not _recording():
-            await self._raw.execute(statement.sql, *arguments)
-        else:
-            with self._traced.span(statement):
-                await self._raw.execute(statement.sql, *arguments)
+            return await call(statement.sql, *arguments)
+        with self._traced.span(statement):
+            return await call(statement.sql, *arguments)
 
 
 def _recording() -> bool:
