@@ -98,8 +98,8 @@ def create_app(
     made."""
     settings.require_serving()
     metrics = Metrics()
-    tracing = tracing_from(os.environ, metrics.spans_dropped)
-    tracer = None if tracing is None else tracing.tracer
+    contract = load()
+    tracing = tracing_from(os.environ, metrics.spans_dropped, str(contract["info"]["version"]))
     verifier = TokenVerifier.from_settings(settings, clock, jwks_fetched=metrics.jwks_fetched)
     cursors = Cursors(settings.cursor_key())
 
@@ -111,11 +111,11 @@ def create_app(
                 settings.data_dir,
                 pool_size=settings.db_pool_size,
                 watcher=metrics,
-                tracer=tracer,
+                tracer=None if tracing is None else tracing.tracer,
             ) as database,
             mcp_serving() as mcp_endpoint,
             counting(
-                database, settings.rate_limit_mode, settings.rate_limit_sync_ms / 1000, tracer
+                database, settings.rate_limit_mode, settings.rate_limit_sync_ms / 1000
             ) as counter,
         ):
             if database.trouble is not None:
@@ -140,7 +140,6 @@ def create_app(
                     require_if_match=settings.require_if_match,
                     require_idempotency_key=settings.require_idempotency_key,
                     idempotency_key_ttl_seconds=settings.idempotency_key_ttl_seconds,
-                    tracer=tracer,
                 )
                 yield {
                     STATE_KEY: AppState(
@@ -157,7 +156,6 @@ def create_app(
                 if tracing is not None:  # what is queued, exported (for at most 2 s)
                     await asyncio.to_thread(tracing.shutdown)
 
-    contract = load()
     quota = UserQuota(settings.rate_limit_per_minute)  # every door's requests count alike
     # Response validation routes every request to an operation; leave it out when it is off.
     # Connexion's ContextMiddleware only sets the context variables of its own handler

@@ -272,16 +272,16 @@ class Connection:
     async def execute(self, statement: Statement, **values: Any) -> None:
         await self._run(self._raw.execute, statement, values)
 
-    async def _run(
+    def _run(
         self, call: Callable[..., Awaitable[Any]], statement: Statement, values: Mapping[str, Any]
-    ) -> Any:
-        """call (one of asyncpg's) with the statement; under its span when it is traced."""
+    ) -> Awaitable[Any]:
+        """call (one of asyncpg's) with the statement; under its span when it is traced
+        (untraced, asyncpg's own awaitable, with no layer between)."""
         _counted()
         arguments = statement.arguments(values)
         if self._traced is None or not _recording():
-            return await call(statement.sql, *arguments)
-        with self._traced.span(statement):
-            return await call(statement.sql, *arguments)
+            return call(statement.sql, *arguments)
+        return self._traced.run(call, statement, arguments)
 
 
 def _recording() -> bool:
@@ -299,8 +299,11 @@ class Traced:
             self.attributes["server.address"] = where.hostname
             self.attributes["server.port"] = where.port or 5432
 
-    def span(self, statement: Statement) -> _StatementSpan:
-        return _StatementSpan(self, statement)
+    async def run(
+        self, call: Callable[..., Awaitable[Any]], statement: Statement, arguments: list[Any]
+    ) -> Any:
+        with _StatementSpan(self, statement):
+            return await call(statement.sql, *arguments)
 
 
 class _StatementSpan:
@@ -384,6 +387,11 @@ class Database:
         self.trouble: str | None = None  # why the database is unavailable, until it is back
         self._down_since, self._recovered_at = 0.0, -REPORT_INTERVAL
         self._answered_503, self._reported, self._last_kind = 0, False, ""
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The process's tracer, when tracing is on: whoever uses this database traces with it."""
+        return None if self.traced is None else self.traced.tracer
 
     @property
     def _begin(self) -> str:

@@ -27,7 +27,11 @@ class Services:
     require_if_match: bool = False
     require_idempotency_key: bool = False
     idempotency_key_ttl_seconds: int = 86400
-    tracer: Tracer | None = None  # when tracing is on (handlers/services/tracing.py)
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The tracer, when tracing is on (handlers/services/tracing.py): the database's."""
+        return self.database.tracer
 
 
 @dataclass(frozen=True)
@@ -61,14 +65,25 @@ class Context:
         return quote(f"{self.target.rstrip('/')}/{child_id}", safe="/")
 
 
-async def perform(
+def perform(
     operation_id: str, operation: Callable[..., Awaitable[Answer]], ctx: Context, **arguments: Any
-) -> Answer:
+) -> Awaitable[Answer]:
     """operation's Answer to ctx and arguments, as every door calls it: under a span named by
-    its operationId when the call is traced."""
+    its operationId when the call is traced (untraced, the operation's own awaitable, with no
+    layer between)."""
     tracer = ctx.services.tracer
     if tracer is None or not recording():
-        return await operation(ctx, **arguments)
+        return operation(ctx, **arguments)
+    return _traced(tracer, operation_id, operation, ctx, arguments)
+
+
+async def _traced(
+    tracer: Tracer,
+    operation_id: str,
+    operation: Callable[..., Awaitable[Answer]],
+    ctx: Context,
+    arguments: dict[str, Any],
+) -> Answer:
     with step(tracer, operation_id) as span:
         answer = await operation(ctx, **arguments)
         if span is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from opentelemetry.context import Context
@@ -25,17 +24,10 @@ from handlers.services.tracing import (
 )
 
 
-def _package_version() -> str:
-    try:
-        return version("tasks-api")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
-
-
-def _resource() -> Resource:
-    """OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (the SDK reads them), the package's
-    version, and `tasks-api` for a service nobody named."""
-    found = Resource.create({SERVICE_VERSION: _package_version(), PROCESS_PID: os.getpid()})
+def _resource(version: str) -> Resource:
+    """OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (the SDK reads them), the version, this
+    process, and `tasks-api` for a service nobody named."""
+    found = Resource.create({SERVICE_VERSION: version, PROCESS_PID: os.getpid()})
     if str(found.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         found = found.merge(Resource({SERVICE_NAME: SERVICE}))
     return found
@@ -115,11 +107,11 @@ class _BoundedProcessor(SpanProcessor):
         return self.batches.force_flush(timeout_millis)
 
 
-def provider(limit: int, dropped: Dropped) -> TracerProvider:
+def provider(limit: int, dropped: Dropped, version: str) -> TracerProvider:
     """A tracer provider exporting with OTLP/HTTP (its endpoint, headers, timeout and
     compression from the OTEL_EXPORTER_OTLP_* variables, which the exporter reads), sampling as
     OTEL_TRACES_SAMPLER says, and queueing at most limit spans."""
     exporter = _CountedExporter(OTLPSpanExporter(), dropped)
-    made = TracerProvider(resource=_resource(), shutdown_on_exit=False)
+    made = TracerProvider(resource=_resource(version), shutdown_on_exit=False)
     made.add_span_processor(_BoundedProcessor(exporter, limit, dropped))
     return made

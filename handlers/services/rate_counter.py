@@ -34,7 +34,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from opentelemetry import trace
-from opentelemetry.trace import Tracer
 
 from handlers.services.tracing import background, failed, step
 from persistence import rate_limits
@@ -70,12 +69,11 @@ class RateCounter(Protocol):
 class ExactCounter:
     """One upsert per counted request: the decision is on the exact shared total."""
 
-    def __init__(self, database: Database, tracer: Tracer | None = None) -> None:
+    def __init__(self, database: Database) -> None:
         self.database = database
-        self.tracer = tracer
 
     async def hit(self, bucket: str) -> Count:
-        with step(self.tracer, "rate_limit.count"):
+        with step(self.database.tracer, "rate_limit.count"):
             async with self.database.connection() as db:
                 return await rate_limits.hit(db, bucket)
 
@@ -88,11 +86,8 @@ class BatchedCounter:
         database: Database,
         interval: float,
         clock: Callable[[], float] = time.time,
-        *,
-        tracer: Tracer | None = None,
     ) -> None:
         self.database = database
-        self.tracer = tracer
         self.interval = interval
         self.clock = clock
         self.offset = 0.0  # the database's clock minus ours, learnt at every sync
@@ -133,7 +128,9 @@ class BatchedCounter:
                 return
             self.in_flight, self.pending = self.pending, {}
             batch = list(self.in_flight.items())
-            with background(self.tracer, "rate_limit.sync", {"tasks_api.buckets": len(batch)}):
+            with background(
+                self.database.tracer, "rate_limit.sync", {"tasks_api.buckets": len(batch)}
+            ):
                 await self._send(batch, current)
 
     async def _send(self, batch: list[tuple[Key, int]], current: int) -> None:
@@ -206,14 +203,13 @@ class BatchedCounter:
 
 
 @contextlib.asynccontextmanager
-async def counting(
-    database: Database, mode: str, interval: float, tracer: Tracer | None = None
-) -> AsyncIterator[RateCounter]:
-    """The process's counter for mode, running for the block; with a tracer, where it touches
-    the database is traced (a request's count in exact mode, each sync in batched mode)."""
+async def counting(database: Database, mode: str, interval: float) -> AsyncIterator[RateCounter]:
+    """The process's counter for mode, running for the block; with the database's tracer, where
+    it touches the database is traced (a request's count in exact mode, each sync in batched
+    mode)."""
     if mode == "exact":
-        yield ExactCounter(database, tracer)
+        yield ExactCounter(database)
         return
-    counter = BatchedCounter(database, interval, tracer=tracer)
+    counter = BatchedCounter(database, interval)
     async with counter.syncing():
         yield counter

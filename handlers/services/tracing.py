@@ -121,16 +121,18 @@ class Tracing:
     shutdown: Callable[[], None]
 
 
-def from_environment(environ: Mapping[str, str], dropped: Dropped) -> Tracing | None:
-    """The app's tracing as the OTEL_* variables describe it; None when they leave it off (the
-    SDK is then never imported)."""
+def from_environment(
+    environ: Mapping[str, str], dropped: Dropped, version: str = "unknown"
+) -> Tracing | None:
+    """The app's tracing as the OTEL_* variables describe it, for the service at version (the
+    contract's); None when they leave it off (the SDK is then never imported)."""
     if not enabled(environ):
         return None
     check(environ)
     from handlers.services.exporting import provider
 
-    made = provider(int(environ.get("OTEL_BSP_MAX_QUEUE_SIZE", "").strip() or DEFAULT_QUEUE),
-                    dropped)  # fmt: skip
+    queue = int(environ.get("OTEL_BSP_MAX_QUEUE_SIZE", "").strip() or DEFAULT_QUEUE)
+    made = provider(queue, dropped, version)
     return Tracing(made, made.get_tracer("tasks-api"), made.shutdown)
 
 
